@@ -1,0 +1,185 @@
+"""The `rollbook` command line. Each subcommand is a thin shell over engine.api.
+
+Exit codes: 0 success (warnings allowed), 1 the input has errors (or a check failed),
+2 the command line itself is wrong, 3 an internal error (a bug in Rollbook: please report it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .api import check_policy_file, policy_files
+from .diagnostics import ERROR, WARNING, Sources, render
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# ---- rollbook check -------------------------------------------------------------------------
+
+def cmd_check(args) -> int:
+    files, missing = policy_files(args.paths)
+    results = [check_policy_file(f) for f in files]
+    errors = sum(1 for r in results for d in r.diagnostics if d.severity == ERROR) + len(missing)
+    warnings = sum(1 for r in results for d in r.diagnostics if d.severity == WARNING)
+    if args.format == "json":
+        out = {
+            "files": [{
+                "path": r.path, "ok": r.ok,
+                "policy": r.policy.id if r.policy else None,
+                "rules": len(r.policy.rules) if r.policy else None,
+                "diagnostics": [d.as_dict() for d in r.diagnostics],
+            } for r in results] + [{"path": m, "ok": False, "diagnostics": [
+                {"severity": "error", "code": "file.missing", "message": f"no such file or folder: {m}"}]} for m in missing],
+            "errors": errors, "warnings": warnings,
+        }
+        print(json.dumps(out, indent=2))
+    else:
+        sources = Sources()
+        for r in results:
+            sources.texts.update(r.sources.texts)
+        # A base policy's problems would repeat under every file that extends it: show each once.
+        seen, shown = set(), []
+        for r in results:
+            for d in r.diagnostics:
+                key = (d.span, d.code, d.message)
+                if key not in seen:
+                    seen.add(key)
+                    shown.append(d)
+        for m in missing:
+            print(f"error: no such file or folder: {m}", file=sys.stderr)
+        if shown:
+            print(render(shown, sources))
+            print()
+        if not files and not missing:
+            print("no policy files found", file=sys.stderr)
+        ok = sum(1 for r in results if r.ok)
+        print(f"checked {_plural(len(files), 'policy')}: {ok} ok, {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+              .replace("policys", "policies"))
+    if not files and not missing:
+        return EXIT_PROBLEMS
+    if args.strict and warnings:
+        return EXIT_PROBLEMS
+    return EXIT_PROBLEMS if errors else EXIT_OK
+
+
+# ---- rollbook fmt ---------------------------------------------------------------------------
+
+def cmd_fmt(args) -> int:
+    from ruamel.yaml.error import YAMLError
+
+    from .fmt import format_policy_text
+
+    files, missing = policy_files(args.paths)
+    for m in missing:
+        print(f"error: no such file or folder: {m}", file=sys.stderr)
+    changed, failed = [], []
+    for f in files:
+        text = f.read_text(encoding="utf-8-sig")
+        try:
+            formatted = format_policy_text(text)
+        except YAMLError as exc:
+            failed.append(f)
+            print(f"error: {f}: cannot format: not valid YAML ({str(exc).splitlines()[0]}); run `rollbook check {f}`",
+                  file=sys.stderr)
+            continue
+        if formatted != text:
+            changed.append(f)
+            if not args.check:
+                f.write_text(formatted, encoding="utf-8")
+    verb = "would reformat" if args.check else "reformatted"
+    for f in changed:
+        print(f"{verb} {f}")
+    print(f"{_plural(len(files), 'file')} checked, {len(changed)} {verb}" if args.check else
+          f"{_plural(len(files), 'file')}, {len(changed)} {verb}")
+    if missing or failed:
+        return EXIT_PROBLEMS
+    return EXIT_PROBLEMS if (args.check and changed) else EXIT_OK
+
+
+# ---- rollbook schema ------------------------------------------------------------------------
+
+def cmd_schema(args) -> int:
+    from .validate import SCHEMA_PATH
+
+    schema_dir = SCHEMA_PATH.parent
+    name = {"policy": "policy.schema.json", "action": "action.schema.json", "marks": "register/marks.schema.json",
+            "pupils": "register/pupils.schema.json", "calendar": "register/calendar.schema.json",
+            "test": "policy-test.schema.json"}[args.which]
+    path = schema_dir / name
+    if not path.exists():
+        print(f"error: the {args.which} schema is not part of this version of Rollbook", file=sys.stderr)
+        return EXIT_PROBLEMS
+    sys.stdout.write(path.read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
+# ---- the parser -----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rollbook",
+        description="Rollbook: school attendance policies as code. Check policy files, evaluate them "
+                    "against register data and emit actions with their evidence.",
+        epilog="Run `rollbook COMMAND --help` for a command's options. Docs: README.md, docs/language.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"rollbook {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("check", help="check policy files for errors",
+                       description="Check policy files (and the policies they extend): YAML, the schema, every "
+                                   "condition's syntax, names, types and units. Prints each problem with file:line:col "
+                                   "and a caret. Exit 0 when there are no errors (warnings allowed), 1 otherwise.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="policy files or folders (searched for *.yaml, test files skipped)")
+    p.add_argument("--format", choices=("human", "json"), default="human", help="output format (json for editors and CI)")
+    p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("fmt", help="rewrite policy files in the canonical layout",
+                       description="Rewrite policy files in one canonical layout: keys in the documented order, "
+                                   "two-space indentation, comments kept. Conditions are left as written.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="policy files or folders")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if any file is not formatted")
+    p.set_defaults(func=cmd_fmt)
+
+    p = sub.add_parser("schema", help="print a JSON Schema",
+                       description="Print one of Rollbook's JSON Schemas (public, versioned contracts).")
+    p.add_argument("which", nargs="?", default="policy", choices=("policy", "action", "marks", "pupils", "calendar", "test"),
+                   help="which schema (default: policy)")
+    p.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for whoever fixes it
+        if os.environ.get("ROLLBOOK_DEBUG"):
+            traceback.print_exc()
+        print(f"rollbook: internal error: {type(exc).__name__}: {exc}\n"
+              "This is a bug in Rollbook, not in your input. Please report it with the command you ran "
+              "(set ROLLBOOK_DEBUG=1 to see the traceback).", file=sys.stderr)
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())
