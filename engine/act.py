@@ -1,0 +1,330 @@
+"""Act stage: firings + prior actions -> action records with evidence and deterministic ids.
+
+A firing says a rule's condition holds for a subject. Whether it becomes actions depends on the
+rule's repetition controls, read against the prior actions (the ledger) for the same subject:
+`repeat` (once per period, cooldown), `after` (escalation) and `limit` (beyond the limit, the
+`otherwise` actions instead). Prior actions count only when dated strictly before the as-of
+date and not dismissed, so re-running a day gives the same actions with the same ids.
+
+An action record is plain data (schemas/action.schema.json): who it is about, what to do, which
+policy version and rule produced it, the as-of date, the evidence and a sentence a parent could
+read. Its id is a hash of what it is, never of when it was computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from fractions import Fraction
+
+from . import ast
+from . import calendar as school_calendar
+from .check import Action, Duration
+from .compile import Comparison, MetricRef, Plan, Rank, RateRef
+from .metrics import NEVER, Facts, _school_window, counted_marks, window_bounds
+
+ACTION_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PriorAction:
+    """One action from the ledger, as the repetition controls need it."""
+
+    rule: str
+    verb: str
+    subject_kind: str
+    subject_id: str
+    school_id: str
+    as_of: date
+    alternative: bool = False
+    status: str = "open"
+
+
+def action_id(policy_id: str, rule_id: str, subject: dict, as_of: date, position: int, verb: str, params: dict) -> str:
+    """A deterministic id: the same decision on the same day always has the same id."""
+    key = json.dumps([policy_id, rule_id, subject["kind"], subject.get("school_id", ""), subject["id"],
+                      as_of.isoformat(), position, verb, params], sort_keys=True, separators=(",", ":"))
+    return "act_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+# ---- school time between two dates ------------------------------------------------------------
+
+class _Calendars:
+    def __init__(self, connection, table: str = "calendar"):
+        self.connection = connection
+        self.table = table
+        self.cache: dict[str, school_calendar.SchoolCalendar] = {}
+
+    def of(self, school_id: str) -> school_calendar.SchoolCalendar:
+        if school_id not in self.cache:
+            self.cache[school_id] = school_calendar.SchoolCalendar.from_table(self.connection, school_id, self.table)
+        return self.cache[school_id]
+
+    def elapsed(self, school_id: str, earlier: date, as_of: date, unit: str) -> int:
+        """Time from `earlier` to `as_of` in `unit`, as the language reference defines it."""
+        if unit == "days":
+            return (as_of - earlier).days
+        if unit == "weeks":
+            return (as_of - earlier).days // 7
+        cal = self.of(school_id)
+        if unit == "school_days":
+            return sum(1 for d in cal.open_dates if earlier < d <= as_of)
+        if unit == "school_weeks":
+            week = school_calendar.monday_of(earlier)
+            return sum(1 for w in cal.school_weeks if week < w <= as_of)
+        raise ValueError(unit)
+
+    def at_least(self, school_id: str, earlier: date, as_of: date, duration: Duration) -> bool:
+        if duration.unit == "years":
+            return earlier <= _years_before(as_of, duration.amount)
+        return self.elapsed(school_id, earlier, as_of, duration.unit) >= duration.amount
+
+    def within(self, school_id: str, earlier: date, as_of: date, duration: Duration) -> bool:
+        """`earlier` lies in the window of `duration` ending on as-of (inclusive)."""
+        if duration.unit == "years":
+            return earlier > _years_before(as_of, duration.amount)
+        if duration.unit in ("days", "weeks"):
+            days = duration.amount * (7 if duration.unit == "weeks" else 1)
+            return earlier > as_of - timedelta(days=days)
+        return self.elapsed(school_id, earlier, as_of, duration.unit) < duration.amount
+
+    def same_period(self, school_id: str, first: date, second: date, period: str) -> bool:
+        if period == "ever":
+            return True
+        if period == "school_week":
+            return school_calendar.monday_of(first) == school_calendar.monday_of(second)
+        cal = self.of(school_id)
+        a, b = cal.anchor(first), cal.anchor(second)
+        if a is None or b is None:
+            return False
+        if period == "academic_year":
+            return a.academic_year == b.academic_year
+        if period == "term":
+            return (a.academic_year, a.term) == (b.academic_year, b.term)
+        return (a.academic_year, a.half_term) == (b.academic_year, b.half_term)
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+# ---- evidence ---------------------------------------------------------------------------------
+
+def _percent_text(value: Fraction) -> str:
+    return f"{float(value):.1f}%"
+
+
+def _value_of(expr, row: dict, columns: dict, rank_names: dict | None = None):
+    """(exact Fraction or None, display text, detail dict) of an expression for one subject."""
+    if isinstance(expr, RateRef):
+        n, d = row[columns[expr.numerator]], row[columns[expr.denominator]]
+        if not d:
+            return None, "undefined (no possible sessions)", {"numerator": n, "denominator": d}
+        value = Fraction(100 * n, d)
+        return value, _percent_text(value), {"numerator": n, "denominator": d}
+    if isinstance(expr, MetricRef):
+        v = row[columns[expr.metric]]
+        if expr.metric.kind == "since_action" and v == NEVER:
+            return None, "never", {}
+        return Fraction(v), str(v), {}
+    return None, "", {}
+
+
+_OP_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least", "=": "equal to", "!=": "not equal to"}
+_NOUNS = {"sessions": "sessions", "minutes_late": "minutes", "run": None, "action_count": "actions", "since_action": None}
+
+
+def _describe_threshold(expr) -> str | None:
+    from .compile import Const
+
+    if isinstance(expr, Const):
+        v = expr.value
+        return str(v.numerator) if v.denominator == 1 else f"{float(v):g}"
+    return None
+
+
+def _sentence(compiled, row, columns, subject_words: str) -> str:
+    parts = []
+    for atom in compiled.atoms:
+        if not isinstance(atom, Comparison):
+            continue
+        value, shown, detail = _value_of(atom.left, row, columns)
+        threshold = _describe_threshold(atom.right)
+        if value is None or threshold is None:
+            continue
+        left_text = next((t for t, e in compiled.measures if e == atom.left), None)
+        if left_text is None:
+            continue
+        holds = _holds(value, atom.op, atom.right.value)
+        if not holds:
+            continue
+        if isinstance(atom.left, RateRef):
+            shown += f" ({detail['numerator']} of {detail['denominator']} possible sessions)"
+            threshold += "%"
+        parts.append(f"{left_text} is {shown}, which is {_OP_WORDS[atom.op]} {threshold}")
+    if not parts:
+        return f"{subject_words}: {compiled.rule.title}."
+    return f"{subject_words}: " + "; and ".join(parts) + "."
+
+
+def _holds(value: Fraction, op: str, threshold: Fraction) -> bool:
+    return {"<": value < threshold, "<=": value <= threshold, ">": value > threshold, ">=": value >= threshold,
+            "=": value == threshold, "!=": value != threshold}[op]
+
+
+# ---- the act stage ------------------------------------------------------------------------------
+
+def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, prior: list[PriorAction],
+                  calendar_note: str | None = None, calendar_table: str = "calendar") -> list[dict]:
+    """Action records for the firings that pass their rules' repetition controls, in order."""
+    policy = plan.policy
+    calendars = _Calendars(connection, calendar_table)
+    bounds = window_bounds(facts, connection)
+    by_subject: dict[tuple[str, str, str], list[PriorAction]] = {}
+    for p in prior:
+        if p.as_of < as_of and p.status != "dismissed":
+            by_subject.setdefault((p.subject_kind, p.school_id, p.subject_id), []).append(p)
+    compiled_by_id = {c.rule.id: c for c in plan.rules}
+    rows_cache: dict[tuple, dict] = {}
+    for scope, table in facts.tables.items():
+        subjects = [(f.school_id, f.subject_id) for f in firings if f.scope == scope]
+        if not subjects:
+            continue
+        cursor = connection.execute(f"SELECT * FROM {table} WHERE (school_id, subject_id) IN "
+                                    f"(SELECT (unnest(?), unnest(?)))", [[s for s, _ in subjects], [i for _, i in subjects]])
+        names = [d[0] for d in cursor.description]
+        for values in cursor.fetchall():
+            row = dict(zip(names, values))
+            rows_cache[(scope, row["school_id"], row["subject_id"])] = row
+    # Marks behind each session count, fetched once per (metric, school) for the firing pupils.
+    sessions_evidence: dict[tuple, dict] = {}
+    actions: list[dict] = []
+    for firing in firings:
+        compiled = compiled_by_id[firing.rule_id]
+        rule = compiled.rule
+        row = rows_cache[(firing.scope, firing.school_id, firing.subject_id)]
+        history = by_subject.get((firing.scope, firing.school_id, firing.subject_id), [])
+        mine = [p for p in history if p.rule == rule.id]
+        # Repetition: once per period, or a cooldown; no `repeat` means once ever.
+        if rule.repeat.cooldown is not None:
+            if any(not calendars.at_least(firing.school_id, p.as_of, as_of, rule.repeat.cooldown) for p in mine):
+                continue
+        else:
+            period = rule.repeat.once_per or "ever"
+            if any(calendars.same_period(firing.school_id, p.as_of, as_of, period) for p in mine):
+                continue
+        escalation = None
+        if rule.after is not None:
+            earlier = [p for p in history if p.rule == rule.after.rule and
+                       (rule.after.at_least is None or calendars.at_least(firing.school_id, p.as_of, as_of, rule.after.at_least))]
+            if not earlier:
+                continue
+            escalation = {"after_rule": rule.after.rule, "after_as_of": max(p.as_of for p in earlier).isoformat(),
+                          "at_least": str(rule.after.at_least) if rule.after.at_least else None}
+        chosen: tuple[Action, ...] = rule.actions
+        limit_evidence = None
+        if rule.limit is not None:
+            counted_rules = {rule.id, *rule.limit.rules}
+            occasions = sorted({p.as_of for p in history if p.rule in counted_rules and not p.alternative
+                                and calendars.within(firing.school_id, p.as_of, as_of, rule.limit.within)})
+            if len(occasions) >= rule.limit.max:
+                chosen = rule.limit.otherwise
+                limit_evidence = {"max": rule.limit.max, "within": str(rule.limit.within),
+                                  "prior": [d.isoformat() for d in occasions], "reached": True}
+        evidence = _evidence(compiled, row, facts, connection, firing, bounds, sessions_evidence, firings)
+        if escalation:
+            evidence["escalation"] = escalation
+        if limit_evidence:
+            evidence["limit"] = limit_evidence
+        if calendar_note:
+            evidence["calendar"] = calendar_note
+        subject = {"kind": firing.scope, "id": firing.subject_id, "school_id": firing.school_id}
+        who = {"pupil": "Pupil", "class": "Class", "year_group": "Year group", "school": "School"}[firing.scope]
+        reason = _sentence(compiled, row, facts.metric_columns, f"{who} {firing.subject_id or firing.school_id}")
+        if limit_evidence:
+            reason += (f" The limit of {rule.limit.max} in {rule.limit.within} is reached, so the alternative action "
+                       "is taken instead.")
+        for position, action in enumerate(chosen):
+            params = action.params_dict()
+            actions.append({
+                "id": action_id(policy.id, rule.id, subject, as_of, position, action.verb, params),
+                "format": ACTION_FORMAT,
+                "policy": policy.id,
+                "policy_version": policy.version,
+                "policy_sha256": policy.sha256,
+                "rule": rule.id,
+                "rule_title": rule.title,
+                "defined_in": rule.defined_in,
+                "subject": subject,
+                "verb": action.verb,
+                "params": params,
+                "alternative": limit_evidence is not None,
+                "as_of": as_of.isoformat(),
+                "advisory": rule.advisory,
+                "evidence": evidence,
+                "reason": reason,
+                "source": rule.source,
+            })
+    return actions
+
+
+def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_cache, firings) -> dict:
+    measures = []
+    for text, expr in compiled.measures:
+        value, shown, detail = _value_of(expr, row, facts.metric_columns)
+        entry = {"measure": text, "value": shown}
+        entry.update(detail)
+        metric = expr.metric if isinstance(expr, MetricRef) else (expr.numerator if isinstance(expr, RateRef) else None)
+        if metric is not None and metric.window is not None:
+            wid = facts.window_ids[_school_window(metric.window)]
+            start, end, complete = bounds.get((wid, firing.school_id), (None, None, None))
+            window = {"description": metric.window.describe(),
+                      "start": start.isoformat() if start and start.year > 1 else None,
+                      "end": end.isoformat() if end else None}
+            if complete is False:
+                window["complete"] = False
+            entry["window"] = window
+        if isinstance(expr, MetricRef) and expr.metric.kind == "sessions" and firing.scope == "pupil":
+            key = (expr.metric, firing.school_id)
+            if key not in sessions_cache:
+                pupils = sorted({f.subject_id for f in firings if f.scope == "pupil" and f.school_id == firing.school_id})
+                sessions_cache[key] = counted_marks(facts, connection, expr.metric, firing.school_id, pupils)
+            entry["sessions"] = [{"date": d.isoformat(), "session": s, "code": c}
+                                 for d, s, c in sessions_cache[key].get(firing.subject_id, [])]
+        measures.append(entry)
+    comparisons = []
+    for k, atom in enumerate(compiled.atoms):
+        columns = facts.atom_columns[(compiled.rule.id, k)]
+        if len(columns) == 2:
+            left, right = row[columns[0]], row[columns[1]]
+            holds = None if left is None or right is None else _holds(Fraction(left), atom.op, Fraction(right))
+        else:
+            holds = None if row[columns[0]] is None else row[columns[0]] == 1
+        comparisons.append({"condition": atom.text, "holds": holds})
+    out = {"condition": compiled.rule.condition_text, "measures": measures, "comparisons": comparisons}
+    parameters = _parameters_used(compiled.rule, compiled.parameters)
+    if parameters:
+        out["parameters"] = parameters
+    return out
+
+
+
+def _parameters_used(rule, parameters) -> dict:
+    """Parameter values a rule's condition names, shown as written (85%, [G, O, U], 10 school weeks)."""
+    out = {}
+    for node in ast.walk(rule.condition):
+        if isinstance(node, ast.Parameter) and node.name in parameters:
+            p = parameters[node.name]
+            if isinstance(p.value, tuple):
+                out[node.name] = list(p.value)
+            elif isinstance(p.value, date):
+                out[node.name] = p.value.isoformat()
+            else:
+                number = format(p.value.normalize(), "f")
+                out[node.name] = f"{number}%" if p.unit == "percent" else f"{number} {p.unit.replace('_', ' ')}"
+    return out
