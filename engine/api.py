@@ -65,3 +65,121 @@ def policy_files(paths: list[Path | str]) -> tuple[list[Path], list[str]]:
         else:
             missing.append(str(p))
     return files, missing
+
+
+# ---- evaluation -----------------------------------------------------------------------------
+
+class RollbookError(Exception):
+    """Raised by the Python API when an input is wrong; `problems` holds every message."""
+
+    def __init__(self, message: str, problems: list | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+@dataclass
+class Evaluation:
+    """The outcome of evaluating one policy on one register for one as-of date."""
+
+    actions: list[dict]
+    policy: CheckedPolicy
+    as_of: object
+    rules_engine: str
+    calendar_note: str | None
+    subjects: dict[str, int]
+    timings: dict[str, float]
+    warnings: list[str]
+
+
+def prepare_register(register, policy: CheckedPolicy):
+    """Load a register path (or take a loaded Register) and type the attributes the policy uses.
+    Returns (register, warnings). Raises RollbookError listing every bad row."""
+    from .attributes import type_attribute_columns
+    from .register import Register, load_register
+
+    if not isinstance(register, Register):
+        loaded = load_register(register)
+        if loaded.register is None:
+            raise RollbookError(f"the register at {register} has problems; nothing was evaluated", loaded.problems)
+        register = loaded.register
+    used = _attributes_used(policy)
+    problems, warnings = type_attribute_columns(register.connection, register.pupils_table,
+                                                {n: k for n, k in policy.attributes.items() if n in used})
+    if problems:
+        raise RollbookError("the register does not have the pupil attributes this policy needs", problems)
+    return register, warnings
+
+
+def _attributes_used(policy: CheckedPolicy) -> set[str]:
+    from . import ast
+
+    return {n.name for r in policy.rules for n in ast.walk(r.condition) if isinstance(n, ast.Attribute)}
+
+
+def evaluate(policy, register, as_of, prior_actions=None, rules_engine: str = "builtin") -> list[dict]:
+    """Evaluate a policy on a register for an as-of date and return the action records.
+
+    `policy` is a path or a CheckedPolicy; `register` a folder path or a loaded Register;
+    `as_of` a date or YYYY-MM-DD; `prior_actions` a JSONL path or a list of PriorAction.
+    Raises RollbookError (with `.problems`) for any problem in the inputs.
+    """
+    return run_evaluation(policy, register, as_of, prior_actions, rules_engine).actions
+
+
+def run_evaluation(policy, register, as_of, prior_actions=None, rules_engine: str = "builtin", progress=None) -> Evaluation:
+    """`evaluate`, with the details the CLI reports (subjects, timings, calendar note)."""
+    import time
+    from datetime import date
+
+    from .act import build_actions
+    from .compile import compile_policy
+    from .metrics import build_facts
+    from .prior_actions import load_ledger_table, read_prior_actions
+    from .rules import fire
+
+    step = progress or (lambda message: None)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    if isinstance(as_of, str):
+        try:
+            as_of = date.fromisoformat(as_of)
+        except ValueError:
+            raise RollbookError(f"--as-of must be a date written YYYY-MM-DD, not {as_of!r}")
+    if not isinstance(policy, CheckedPolicy):
+        step("checking the policy")
+        result = check_policy_file(policy)
+        if not result.ok:
+            raise RollbookError(f"the policy {policy} has errors; run `rollbook check {policy}`",
+                                [d for d in result.diagnostics if d.severity == "error"])
+        policy = result.policy
+    if isinstance(prior_actions, (str, Path)):
+        prior_actions, problems = read_prior_actions(prior_actions)
+        if problems:
+            raise RollbookError("the prior actions file has problems", problems)
+    prior_actions = list(prior_actions or [])
+    step("loading the register")
+    register, warnings = prepare_register(register, policy)
+    timings["load"] = time.perf_counter() - started
+    connection = register.connection
+    plan = compile_policy(policy)
+    ledger = None
+    if prior_actions or any(m.kind in ("action_count", "since_action") for m in plan.metrics):
+        load_ledger_table(connection, prior_actions)
+        ledger = "ledger"
+    step("computing metrics")
+    t = time.perf_counter()
+    facts = build_facts(plan, connection, as_of, ledger=ledger)
+    timings["metrics"] = time.perf_counter() - t
+    step("firing rules")
+    t = time.perf_counter()
+    firings = fire(plan, facts, connection, rules_engine)
+    timings["rules"] = time.perf_counter() - t
+    step("building actions")
+    t = time.perf_counter()
+    note = register.calendar_note if register.calendar_inferred else None
+    actions = build_actions(plan, facts, firings, connection, as_of, prior_actions, calendar_note=note)
+    timings["act"] = time.perf_counter() - t
+    subjects = {scope: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for scope, table in facts.tables.items()}
+    timings["total"] = time.perf_counter() - started
+    return Evaluation(actions, policy, as_of, rules_engine, note, subjects, timings, warnings)

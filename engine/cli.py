@@ -123,6 +123,81 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
+# ---- rollbook eval ---------------------------------------------------------------------------
+
+def _render_problems(problems) -> str:
+    """Policy diagnostics, register problems and plain messages, one per line or block."""
+    from .diagnostics import Diagnostic
+
+    lines = []
+    for p in problems:
+        if isinstance(p, Diagnostic):
+            s = p.span
+            where = f"{s.path}:{s.line}:{s.column}: " if s else ""
+            text = f"{where}{p.severity}: {p.message}"
+            if p.hint:
+                text += f" (hint: {p.hint})"
+            lines.append(text)
+        elif hasattr(p, "render"):
+            lines.append(p.render())
+        else:
+            lines.append(f"error: {p}")
+    return "\n".join(lines)
+
+
+class _Progress:
+    """Stage messages on stderr when it is a terminal (never in pipes or CI logs)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r\033[K{message}…")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def cmd_eval(args) -> int:
+    from .api import RollbookError, run_evaluation
+    from .rules import RulesEngineUnavailable, durable_available
+    from .sinks import to_csv, to_jsonl, to_table
+
+    engine = args.rules_engine
+    if engine == "auto":
+        engine = "durable" if durable_available()[0] else "builtin"
+    progress = _Progress(sys.stderr.isatty())
+    try:
+        evaluation = run_evaluation(args.policy, args.register, args.as_of, args.prior, engine, progress=progress)
+    except RollbookError as exc:
+        progress.done()
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.problems:
+            print(_render_problems(exc.problems), file=sys.stderr)
+        return EXIT_PROBLEMS
+    except RulesEngineUnavailable as exc:
+        progress.done()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    progress.done()
+    actions = evaluation.actions
+    text = {"jsonl": to_jsonl, "csv": to_csv}.get(args.format, lambda a: to_table(a, evaluation))(actions)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {len(actions)} action{'s' if len(actions) != 1 else ''} to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if evaluation.calendar_note and args.format != "table":
+        print(f"note: {evaluation.calendar_note}", file=sys.stderr)
+    for warning in evaluation.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
 # ---- the parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +218,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("human", "json"), default="human", help="output format (json for editors and CI)")
     p.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("eval", help="evaluate a policy on a register and print the actions",
+                       description="Evaluate a policy against a school's register for an as-of date and emit the "
+                                   "actions it calls for, each with its evidence (metric values, thresholds, window "
+                                   "bounds, the sessions that counted) and a sentence a parent could read. Nothing is "
+                                   "emitted unless every register row is valid.",
+                       epilog="Example: rollbook eval --policy policies/burton-hathow.yaml "
+                              "--register examples/sample-register --as-of 2026-03-13 --format table")
+    p.add_argument("--policy", required=True, metavar="FILE", help="the policy file (it may extend others)")
+    p.add_argument("--register", required=True, metavar="PATH",
+                   help="a register folder with marks, pupils and optionally calendar (.csv, .parquet or .jsonl); "
+                        "see docs/register-format.md")
+    p.add_argument("--as-of", required=True, metavar="YYYY-MM-DD", help="the date to evaluate on (windows end on it, inclusive)")
+    p.add_argument("--prior", metavar="FILE", help="prior actions (JSON Lines of action records, with an optional status) "
+                                                   "that repetition, escalation and limits read")
+    p.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl",
+                   help="jsonl: one action record per line (schemas/action.schema.json); csv; table: a summary for people")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--rules-engine", choices=("auto", "durable", "builtin"), default="auto",
+                   help="durable: durable-rules (Python 3.11/3.12); builtin: the built-in evaluator (same answers); "
+                        "auto (default): durable where it can be imported, else builtin")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("fmt", help="rewrite policy files in the canonical layout",
                        description="Rewrite policy files in one canonical layout: keys in the documented order, "
