@@ -221,7 +221,7 @@ class _Builder:
                     ctes.append(f"""{col}_ledger AS (
                         SELECT x.subject_id, x.school_id, count(DISTINCT c.school_week) AS {col} FROM {last} x
                         LEFT JOIN {self.calendar} c ON c.school_id = x.school_id AND c.school_week IS NOT NULL
-                             AND c.week_start > x.last_as_of - (isodow(x.last_as_of) - 1)
+                             AND c.week_start > CAST(date_trunc('week', x.last_as_of) AS DATE)
                              AND c.week_start <= {_lit(self.as_of)} AND (c.open_am OR c.open_pm)
                         GROUP BY x.subject_id, x.school_id)""")
                 selects.append(f"coalesce({col}_ledger.{col}, {NEVER}) AS {col}")

@@ -2,15 +2,19 @@
 
 - one fact per subject, asserted with `assert_fact` (batch `assert_facts` returned before its
   actions ran in measured runs, and events are consumed by the first matching rule);
-- each rule is one `when_all` over the fact's atom fields: `m.a_l < m.a_r` compares the two exact
-  integer sides of a comparison, `m.a == 1` an attribute test; an undefined atom is left out of
-  the fact, so its comparison is false, which is right because predicates are in negation
-  normal form;
+- each rule is one `when_all` over the fact's atom fields: `(m.a_d == 1) & (m.a_l < m.a_r)`
+  compares the two exact integer sides of a comparison when both are defined, `m.a == 1` is an
+  attribute test. An undefined atom must read as false (predicates are in negation normal form),
+  and durable-rules does not make a comparison with a missing field false (measured: `0 == `
+  a missing field matched), so no field is ever missing: an undefined comparison has `a_d = 0`
+  and an undefined attribute test `a = 0`;
 - a fresh ruleset name per run, and every asserted fact retracted afterwards, so a run is a pure
   function of its inputs and leaves no state in the process-wide host.
 
 Asserting a fact that no rule matches raises MessageNotHandledException: that is "no rule
-fired" and is expected.
+fired" and is expected. A rule whose condition is an `or` runs its action once for each branch
+that holds (measured: a pupil meeting both branches fired twice), so firings are de-duplicated:
+a rule holds for a subject or it does not.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ def _field(name: str) -> str:
     return "f_" + name.replace(".", "_").replace("-", "_")
 
 
+def _exact(column: str, value) -> int:
+    value = int(value)
+    if abs(value) >= _EXACT_LIMIT:
+        raise OverflowError(f"{column} = {value} is too large to compare exactly in durable-rules")
+    return value
+
+
 def _condition(predicate, rule_id: str, atoms: tuple):
     if isinstance(predicate, (AllOf, AnyOf)):
         parts = [_condition(p, rule_id, atoms) for p in predicate.parts]
@@ -44,7 +55,8 @@ def _condition(predicate, rule_id: str, atoms: tuple):
     if isinstance(predicate, Comparison):
         left = getattr(m, _field(f"{rule_id}.a{k}_l"))
         right = getattr(m, _field(f"{rule_id}.a{k}_r"))
-        return _OPS[predicate.op](left, right)
+        defined = getattr(m, _field(f"{rule_id}.a{k}_d"))
+        return (defined == 1) & _OPS[predicate.op](left, right)
     return getattr(m, _field(f"{rule_id}.a{k}")) == 1
 
 
@@ -82,13 +94,19 @@ def fire_durable(plan, facts, connection) -> list[Firing]:
             cursor = connection.execute(f"SELECT school_id, subject_id, {select} FROM {table}")
             for n, row in enumerate(cursor.fetchall()):
                 fact = {"fact_key": f"{scope}:{n}", "scope": scope, "school_id": row[0], "subject_id": row[1]}
-                for column, value in zip(columns, row[2:]):
-                    if value is None:
-                        continue  # undefined: the atom is false
-                    value = int(value)
-                    if abs(value) >= _EXACT_LIMIT:
-                        raise OverflowError(f"{column} = {value} is too large to compare exactly in durable-rules")
-                    fact[_field(column)] = value
+                values = dict(zip(columns, row[2:]))
+                for column, value in values.items():
+                    if column.endswith("_r"):
+                        continue
+                    if column.endswith("_l"):
+                        right_column = column[:-2] + "_r"
+                        left, right = value, values[right_column]
+                        defined = left is not None and right is not None
+                        fact[_field(column[:-2] + "_d")] = 1 if defined else 0
+                        fact[_field(column)] = _exact(column, left) if defined else 0
+                        fact[_field(right_column)] = _exact(right_column, right) if defined else 0
+                    else:
+                        fact[_field(column)] = 0 if value is None else _exact(column, value)
                 try:
                     assert_fact(name, fact)
                 except Exception as exc:  # MessageNotHandledException: no rule matched this subject
@@ -103,4 +121,4 @@ def fire_durable(plan, facts, connection) -> list[Firing]:
             except Exception as exc:
                 if type(exc).__name__ != "MessageNotHandledException":
                     raise
-    return firings
+    return sorted(set(firings))
