@@ -22,7 +22,7 @@ from fractions import Fraction
 from . import ast
 from . import calendar as school_calendar
 from .check import Action, Duration
-from .compile import Comparison, MetricRef, Plan, Rank, RateRef
+from .compile import Comparison, Const, MetricRef, Plan, RateRef
 from .metrics import NEVER, Facts, _school_window, counted_marks, window_bounds
 
 ACTION_FORMAT = 1
@@ -140,8 +140,6 @@ _NOUNS = {"sessions": "sessions", "minutes_late": "minutes", "run": None, "actio
 
 
 def _describe_threshold(expr) -> str | None:
-    from .compile import Const
-
     if isinstance(expr, Const):
         v = expr.value
         return str(v.numerator) if v.denominator == 1 else f"{float(v):g}"
@@ -201,8 +199,13 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
         for values in cursor.fetchall():
             row = dict(zip(names, values))
             rows_cache[(scope, row["school_id"], row["subject_id"])] = row
-    # Marks behind each session count, fetched once per (metric, school) for the firing pupils.
-    sessions_evidence: dict[tuple, dict] = {}
+    # Marks behind each session count, fetched once per metric for all firing pupils.
+    firing_pupils = sorted({(f.school_id, f.subject_id) for f in firings if f.scope == "pupil"})
+    connection.execute("CREATE OR REPLACE TEMP TABLE rb_firing_pupils (school_id VARCHAR, pupil_id VARCHAR)")
+    if firing_pupils:
+        connection.executemany("INSERT INTO rb_firing_pupils VALUES (?, ?)", firing_pupils)
+    sessions_evidence: dict = {}
+    parameters_of = {c.rule.id: _parameters_used(c.rule, c.parameters) for c in plan.rules}
     actions: list[dict] = []
     for firing in firings:
         compiled = compiled_by_id[firing.rule_id]
@@ -236,7 +239,7 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
                 chosen = rule.limit.otherwise
                 limit_evidence = {"max": rule.limit.max, "within": str(rule.limit.within),
                                   "prior": [d.isoformat() for d in occasions], "reached": True}
-        evidence = _evidence(compiled, row, facts, connection, firing, bounds, sessions_evidence, firings)
+        evidence = _evidence(compiled, row, facts, connection, firing, bounds, sessions_evidence, parameters_of[rule.id])
         if escalation:
             evidence["escalation"] = escalation
         if limit_evidence:
@@ -273,7 +276,7 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
     return actions
 
 
-def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_cache, firings) -> dict:
+def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_cache, parameters: dict) -> dict:
     measures = []
     for text, expr in compiled.measures:
         value, shown, detail = _value_of(expr, row, facts.metric_columns)
@@ -290,12 +293,10 @@ def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_
                 window["complete"] = False
             entry["window"] = window
         if isinstance(expr, MetricRef) and expr.metric.kind == "sessions" and firing.scope == "pupil":
-            key = (expr.metric, firing.school_id)
-            if key not in sessions_cache:
-                pupils = sorted({f.subject_id for f in firings if f.scope == "pupil" and f.school_id == firing.school_id})
-                sessions_cache[key] = counted_marks(facts, connection, expr.metric, firing.school_id, pupils)
+            if expr.metric not in sessions_cache:
+                sessions_cache[expr.metric] = counted_marks(facts, connection, expr.metric, "rb_firing_pupils")
             entry["sessions"] = [{"date": d.isoformat(), "session": s, "code": c}
-                                 for d, s, c in sessions_cache[key].get(firing.subject_id, [])]
+                                 for d, s, c in sessions_cache[expr.metric].get((firing.school_id, firing.subject_id), [])]
         measures.append(entry)
     comparisons = []
     for k, atom in enumerate(compiled.atoms):
@@ -307,7 +308,6 @@ def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_
             holds = None if row[columns[0]] is None else row[columns[0]] == 1
         comparisons.append({"condition": atom.text, "holds": holds})
     out = {"condition": compiled.rule.condition_text, "measures": measures, "comparisons": comparisons}
-    parameters = _parameters_used(compiled.rule, compiled.parameters)
     if parameters:
         out["parameters"] = parameters
     return out

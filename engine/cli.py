@@ -198,6 +198,25 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
+# ---- rollbook sample -------------------------------------------------------------------------
+
+def cmd_sample(args) -> int:
+    from .sample import generate_sample
+
+    if args.pupils < 1 or args.schools < 1 or args.pupils < args.schools:
+        print("error: --pupils must be at least 1 and at least --schools", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.force:
+        print(f"error: {out} is not empty; choose another folder or pass --force to overwrite its register files",
+              file=sys.stderr)
+        return EXIT_PROBLEMS
+    result = generate_sample(args.pupils, args.schools, args.seed, out, academic_year=args.academic_year, format=args.format)
+    print(f"wrote {result.marks:,} marks for {result.pupils:,} pupils in {_plural(result.schools, 'school')} to {out} "
+          f"({', '.join(p.name for p in result.files.values())}) in {result.seconds:.1f} s")
+    return EXIT_OK
+
+
 # ---- the parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,6 +259,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="durable: durable-rules (Python 3.11/3.12); builtin: the built-in evaluator (same answers); "
                         "auto (default): durable where it can be imported, else builtin")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sample", help="write a realistic synthetic register",
+                       description="Write a synthetic register (marks, pupils, calendar) for one English academic "
+                                   "year: half terms, INSET days and bank holidays, skewed absence (about a fifth of "
+                                   "pupils persistently absent), illness spells, term-time holidays, lateness with "
+                                   "weekday habits, mid-year joiners and leavers, unresolved N marks, Y and # days. "
+                                   "The same seed always gives the same register.")
+    p.add_argument("--pupils", type=int, default=1000, help="number of pupils (default 1000)")
+    p.add_argument("--schools", type=int, default=1, help="number of schools (default 1)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--academic-year", type=int, default=2025, metavar="YEAR",
+                   help="the academic year starting in September of YEAR (default 2025, i.e. 2025/26)")
+    p.add_argument("--format", choices=("csv", "parquet"), default="csv", help="file format (default csv)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the folder to write")
+    p.add_argument("--force", action="store_true", help="overwrite register files in a non-empty folder")
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("fmt", help="rewrite policy files in the canonical layout",
                        description="Rewrite policy files in one canonical layout: keys in the documented order, "

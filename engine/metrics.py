@@ -133,29 +133,53 @@ class _Builder:
                 "AND (p.left_on IS NULL OR m.date <= p.left_on)")
 
     # ---- pupil metrics ---------------------------------------------------------------------
+    def _run_parts(self, m: MetricSpec) -> tuple[str, str, str]:
+        """(rows the run walks over, matched, position key) for a run metric."""
+        possible = national_codes().codes_in("possible")
+        rows = f"m.code IN {_codes_sql(possible)} AND {self.in_window(m.window)}"
+        matched = f"m.code IN {_codes_sql(m.codes)}" if m.codes is not None else "true"
+        key = ("(date_diff('day', DATE '2000-01-01', m.date) * 2 + CASE WHEN m.session = 'PM' THEN 1 ELSE 0 END)"
+               if m.run_unit == "sessions" else "m.date")
+        return rows, matched, key
+
     def pupil_metrics_sql(self, bounds: str) -> str:
         aggregates = []
+        current_runs = []
         for m, col in self.metric_columns.items():
             if m.kind == "sessions":
                 aggregates.append(f"count(*) FILTER (WHERE {self.mark_filter(m)}) AS {col}")
             elif m.kind == "minutes_late":
                 aggregates.append(f"coalesce(sum(m.minutes_late) FILTER (WHERE {self.in_window(m.window)}), 0) AS {col}")
+            elif m.kind == "run" and m.run_which == "current":
+                # The run ending with the latest possible session (day) is everything after the
+                # latest one that does not match: find that one here, count what follows below.
+                rows, matched, key = self._run_parts(m)
+                aggregates.append(f"max({key}) FILTER (WHERE {rows} AND NOT ({matched})) AS {col}_last_miss")
+                current_runs.append((m, col))
+        marks_joined = (f"FROM {self.marks} m JOIN {self.pupils} p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id "
+                        f"JOIN {bounds}_by_school b ON b.school_id = m.school_id WHERE {self.on_roll()}")
         ctes = []
         select = ["p.pupil_id", "p.school_id"]
         joins = []
         if aggregates:
-            ctes.append(f"""mark_metrics AS (
-                SELECT m.pupil_id, {', '.join(aggregates)}
-                FROM {self.marks} m JOIN {self.pupils} p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id
-                JOIN {bounds}_by_school b ON b.school_id = m.school_id
-                WHERE {self.on_roll()}
-                GROUP BY m.pupil_id)""")
+            ctes.append(f"mark_metrics AS (SELECT m.pupil_id, {', '.join(aggregates)} {marks_joined} GROUP BY m.pupil_id)")
             joins.append("LEFT JOIN mark_metrics mm ON mm.pupil_id = p.pupil_id")
             for m, col in self.metric_columns.items():
                 if m.kind in ("sessions", "minutes_late"):
                     select.append(f"coalesce(mm.{col}, 0) AS {col}")
+        if current_runs:
+            counts = []
+            for m, col in current_runs:
+                rows, matched, key = self._run_parts(m)
+                after = f"{rows} AND (mm.{col}_last_miss IS NULL OR {key} > mm.{col}_last_miss)"
+                counted = "*" if m.run_unit == "sessions" else "DISTINCT m.date"
+                counts.append(f"count({counted}) FILTER (WHERE {after}) AS {col}")
+            ctes.append(f"current_runs AS (SELECT m.pupil_id, {', '.join(counts)} {marks_joined.replace('WHERE', 'JOIN mark_metrics mm ON mm.pupil_id = m.pupil_id WHERE')} "
+                        "GROUP BY m.pupil_id)")
+            joins.append("LEFT JOIN current_runs cr ON cr.pupil_id = p.pupil_id")
+            select.extend(f"coalesce(cr.{col}, 0) AS {col}" for _, col in current_runs)
         for m, col in self.metric_columns.items():
-            if m.kind == "run":
+            if m.kind == "run" and m.run_which == "longest":
                 ctes.append(self.run_sql(m, col, bounds))
                 joins.append(f"LEFT JOIN {col}_run ON {col}_run.pupil_id = p.pupil_id")
                 select.append(f"coalesce({col}_run.{col}, 0) AS {col}")
@@ -163,26 +187,21 @@ class _Builder:
         return f"{with_clause} SELECT {', '.join(select)} FROM {self.pupils} p {' '.join(joins)}"
 
     def run_sql(self, m: MetricSpec, col: str, bounds: str) -> str:
-        possible = national_codes().codes_in("possible")
-        matched = f"m.code IN {_codes_sql(m.codes)}" if m.codes is not None else "true"
+        """The longest run: gaps and islands over the pupil's possible sessions (days) in order."""
+        rows, matched, _ = self._run_parts(m)
         base = f"""SELECT m.pupil_id, m.date, m.session, ({matched}) AS matched
                 FROM {self.marks} m JOIN {self.pupils} p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id
                 JOIN {bounds}_by_school b ON b.school_id = m.school_id
-                WHERE {self.on_roll()} AND m.code IN {_codes_sql(possible)} AND {self.in_window(m.window)}"""
+                WHERE {self.on_roll()} AND {rows}"""
         if m.run_unit == "school_days":
             # A day matches when every possible session of the pupil that day matches.
             base = f"SELECT pupil_id, date, '' AS session, bool_and(matched) AS matched FROM ({base}) GROUP BY pupil_id, date"
-        if m.run_which == "current":
-            body = f"""SELECT pupil_id, count(*) - coalesce(max(rn) FILTER (WHERE NOT matched), 0) AS {col}
-                FROM (SELECT *, row_number() OVER (PARTITION BY pupil_id ORDER BY date, session) AS rn FROM ({base}))
-                GROUP BY pupil_id"""
-        else:
-            body = f"""SELECT pupil_id, max(n) AS {col} FROM (
-                    SELECT pupil_id, island, count(*) AS n FROM (
-                        SELECT *, row_number() OVER (PARTITION BY pupil_id ORDER BY date, session)
-                                - row_number() OVER (PARTITION BY pupil_id, matched ORDER BY date, session) AS island
-                        FROM ({base})) WHERE matched GROUP BY pupil_id, island)
-                GROUP BY pupil_id"""
+        body = f"""SELECT pupil_id, max(n) AS {col} FROM (
+                SELECT pupil_id, island, count(*) AS n FROM (
+                    SELECT *, row_number() OVER (PARTITION BY pupil_id ORDER BY date, session)
+                            - row_number() OVER (PARTITION BY pupil_id, matched ORDER BY date, session) AS island
+                    FROM ({base})) WHERE matched GROUP BY pupil_id, island)
+            GROUP BY pupil_id"""
         return f"{col}_run AS ({body})"
 
     # ---- ledger metrics --------------------------------------------------------------------
@@ -378,24 +397,23 @@ def build_facts(plan: Plan, connection, as_of: date, *, marks="marks", pupils="p
     counted = {}
     for m in plan.metrics:
         if m.kind == "sessions":
-            counted[m] = (f"SELECT m.pupil_id, m.date, m.session, m.code FROM {marks} m "
+            counted[m] = (f"SELECT m.school_id, m.pupil_id, m.date, m.session, m.code FROM {marks} m "
                           f"JOIN {pupils} p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id "
                           f"JOIN {bounds}_by_school b ON b.school_id = m.school_id "
                           f"WHERE {b.on_roll()} AND {b.mark_filter(m)}")
     return Facts(tables, b.metric_columns, atom_columns, bounds, b.window_ids, counted)
 
 
-def counted_marks(facts: Facts, connection, metric: MetricSpec, school_id: str, pupil_ids: list[str]) -> dict[str, list[tuple]]:
-    """The marks a session-count metric counted, for the given pupils: evidence for an action."""
-    if not pupil_ids:
-        return {}
+def counted_marks(facts: Facts, connection, metric: MetricSpec, pupils_table: str) -> dict[tuple[str, str], list[tuple]]:
+    """The marks a session-count metric counted for the pupils listed in `pupils_table`
+    (school_id, pupil_id): the evidence behind an action, keyed by (school_id, pupil_id)."""
     rows = connection.execute(
-        f"SELECT pupil_id, date, session, code FROM ({facts.counted_sql[metric]}) "
-        f"WHERE pupil_id IN (SELECT unnest(?)) AND pupil_id IN (SELECT pupil_id FROM pupils WHERE school_id = ?) "
-        "ORDER BY pupil_id, date, session", [pupil_ids, school_id]).fetchall()
-    out: dict[str, list[tuple]] = {}
-    for pupil_id, day, session, code in rows:
-        out.setdefault(pupil_id, []).append((day, session, code))
+        f"SELECT c.school_id, c.pupil_id, c.date, c.session, c.code FROM ({facts.counted_sql[metric]}) c "
+        f"SEMI JOIN {pupils_table} f ON f.pupil_id = c.pupil_id AND f.school_id = c.school_id "
+        "ORDER BY c.school_id, c.pupil_id, c.date, c.session").fetchall()
+    out: dict[tuple[str, str], list[tuple]] = {}
+    for school_id, pupil_id, day, session, code in rows:
+        out.setdefault((school_id, pupil_id), []).append((day, session, code))
     return out
 
 
