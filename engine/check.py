@@ -18,7 +18,7 @@ from .codes import CATEGORIES, national_codes
 from .diagnostics import Diagnostic, Span, did_you_mean, error, warning
 from .format_condition import format_condition
 from .load import Located, MergedPolicy
-from .parse import parse_condition
+from .parse import keywords, parse_condition
 from .validate import action_verbs
 
 # ---- the checked policy: plain data handed to the compiler --------------------------------
@@ -356,10 +356,11 @@ class _RuleChecker:
                 if symbol in catalogue:
                     continue
                 if symbol in catalogue.retired:
-                    self.err("code.retired", f"`{symbol}` is not a code since August 2024: {catalogue.retired[symbol]}", f)
+                    self.err("code.retired", f"`{symbol}` has not been a national attendance code since August 2024", f,
+                             hint=f"{symbol} was: {catalogue.retired[symbol]}")
                 else:
                     self.err("code.unknown", f"`{symbol}` is not a national attendance code", f,
-                             hint=did_you_mean(symbol, catalogue.codes) or "see the code table in docs/semantics.md")
+                             hint=did_you_mean(symbol, catalogue.codes) or "see the code table in docs/language.md")
         if f.category and symbols:
             in_category = national_codes().codes_in(f.category)
             outside = [s for s in symbols if s in national_codes() and s not in in_category]
@@ -460,19 +461,22 @@ class _RuleChecker:
             else:
                 continue
             key = format_condition(measure)
+            # How the bound reads in the message: `80%` for a rate, `10` for a count.
+            shown = f"{format_condition(ast.Number(None, value))}{'%' if isinstance(measure, ast.Rate) else ''}"
             low, high = bounds.setdefault(key, [None, None])
             if op in (">", ">="):
                 strict = op == ">"
                 if low is None or value > low[0] or (value == low[0] and strict):
-                    bounds[key][0] = (value, strict)
+                    bounds[key][0] = (value, strict, shown)
             elif op in ("<", "<="):
                 strict = op == "<"
                 if high is None or value < high[0] or (value == high[0] and strict):
-                    bounds[key][1] = (value, strict)
+                    bounds[key][1] = (value, strict, shown)
             low, high = bounds[key]
             if low and high and (low[0] > high[0] or (low[0] == high[0] and (low[1] or high[1]))):
                 self.warn("condition.never", f"this condition can never be true: {key} cannot be both "
-                          f"{'above' if low[1] else 'at least'} {low[0]} and {'below' if high[1] else 'at most'} {high[0]}", node)
+                          f"{'above' if low[1] else 'at least'} {low[2]} and {'below' if high[1] else 'at most'} {high[2]}", node,
+                          hint="did you mean `or` (outside the band) rather than `and`?" if low[0] > high[0] else None)
                 return
 
 
@@ -494,17 +498,25 @@ def _check_parameters(merged: MergedPolicy) -> tuple[dict[str, Parameter], list[
     out: dict[str, Parameter] = {}
     diagnostics: list[Diagnostic] = []
     catalogue = national_codes()
-    # A parameter redefined down the chain must keep its unit.
-    for doc in merged.chain[:-1] if len(merged.chain) > 1 else []:
+    # A parameter redefined down the chain must keep its unit. A rejected override is left out,
+    # so the base's rules are checked against the base's definition and do not report it again.
+    rejected: dict[str, Located] = {}
+    for position, doc in enumerate(merged.chain[:-1]):
         for name, spec in (doc.data.get("parameters") or {}).items():
-            for base in merged.chain[merged.chain.index(doc) + 1:]:
+            for base in merged.chain[position + 1:]:
                 base_spec = (base.data.get("parameters") or {}).get(name)
                 if base_spec is not None and base_spec["unit"] != spec["unit"]:
                     diagnostics.append(error("type.unit", f"parameter `{name}` has unit `{base_spec['unit']}` in {base.path}; "
-                                             f"an override must keep it, not `{spec['unit']}`", doc.span(("parameters", name, "unit"))))
-                    break
+                                             f"an override must keep it, not `{spec['unit']}`", doc.span(("parameters", name, "unit")),
+                                             hint=f"keep `unit: {base_spec['unit']}`, or declare a new parameter with another name"))
+                    rejected[name] = Located(base_spec, base, ("parameters", name))
     for name, located in merged.parameters.items():
+        located = rejected.get(name, located)
         spec, doc = located.value, located.doc
+        if name in keywords():
+            diagnostics.append(error("parameter.reserved", f"`{name}` is a reserved word of the condition language and cannot "
+                                     "name a parameter", doc.span(located.path, key=True),
+                                     hint=f"rename it, e.g. `{name}_threshold` (the reserved words are listed in docs/language.md)"))
         unit, value = spec["unit"], spec["value"]
         span = doc.span(located.path + ("value",))
         if unit == "codes":
@@ -617,11 +629,13 @@ def check_policy(merged: MergedPolicy) -> tuple[CheckedPolicy | None, list[Diagn
     diagnostics.extend(_shadowed(rules))
     leaf = merged.chain[0]
     for name in (leaf.data.get("parameters") or {}):
-        if name not in ctx.used_parameters and name in parameters and parameters[name].defined_in == leaf.path:
+        if name not in ctx.used_parameters and name in parameters and parameters[name].defined_in == leaf.path \
+                and name not in keywords():
             declared_in_base = any(name in (d.data.get("parameters") or {}) for d in merged.chain[1:])
             if not declared_in_base:
                 diagnostics.append(warning("parameter.unused", f"parameter `{name}` is not used by any rule",
-                                           leaf.span(("parameters", name), key=True)))
+                                           leaf.span(("parameters", name), key=True),
+                                           hint="use it in a rule's `when`, or remove it"))
     if any(d.severity == "error" for d in diagnostics):
         return None, diagnostics
     header = merged.header

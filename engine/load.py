@@ -12,6 +12,7 @@ Every value keeps a Span so later stages can point at file:line:col.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,30 @@ class _StrictLoader(yaml.SafeLoader):
         return _IMPLICIT
 
 
+# libyaml composes the same nodes with the same marks about ten times faster (only a plain
+# scalar's style differs: "" rather than None). Its error messages are terser, so a file it
+# rejects is composed again by the pure-Python loader above for the message.
+_FastLoader = None
+if getattr(yaml, "__with_libyaml__", False):
+    class _FastLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        def resolve(self, kind, value, implicit):
+            return _IMPLICIT
+
+
+def _compose_all(text: str) -> list:
+    if _FastLoader is not None:
+        try:
+            return list(yaml.compose_all(text, Loader=_FastLoader))
+        except yaml.YAMLError:
+            pass
+    return list(yaml.compose_all(text, Loader=_StrictLoader))
+
+
+def _style(node: ScalarNode) -> str | None:
+    """The scalar's quoting or block style; None for a plain scalar (whichever loader composed it)."""
+    return node.style or None
+
+
 @dataclass
 class SourceDocument:
     """One YAML file: its text, its plain data, and where every value and key is."""
@@ -51,6 +76,7 @@ class SourceDocument:
     value_spans: dict[JsonPath, Span] = field(default_factory=dict)
     key_spans: dict[JsonPath, Span] = field(default_factory=dict)
     scalar_raw: dict[JsonPath, tuple[int, int, str | None]] = field(default_factory=dict)
+    _line_starts: list[int] | None = field(default=None, repr=False, compare=False)
 
     def span(self, path: JsonPath, key: bool = False) -> Span:
         """The span of the value (or key) at path, or of its nearest located ancestor."""
@@ -100,13 +126,20 @@ class SourceDocument:
                 last = p + 1
         positions.append(last)
 
+        line_starts = self.line_starts()
+
         def locate(offset: int) -> tuple[int, int]:
             absolute = positions[min(max(offset, 0), len(positions) - 1)]
-            line = self.text.count("\n", 0, absolute) + 1
-            column = absolute - (self.text.rfind("\n", 0, absolute) + 1) + 1
-            return line, column
+            line = bisect_right(line_starts, absolute)
+            return line, absolute - line_starts[line - 1] + 1
 
         return locate
+
+    def line_starts(self) -> list[int]:
+        """The offset at which each line starts (computed once: `locate` runs for every AST node)."""
+        if self._line_starts is None:
+            self._line_starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
+        return self._line_starts
 
 
 def _get(data, path):
@@ -144,7 +177,7 @@ class _Builder:
             return None
         self.doc.value_spans[path] = self.span(node)
         if isinstance(node, ScalarNode):
-            self.doc.scalar_raw[path] = (node.start_mark.index, node.end_mark.index, node.style)
+            self.doc.scalar_raw[path] = (node.start_mark.index, node.end_mark.index, _style(node))
             return self.scalar(node)
         if id(node) in self.active:
             self.diagnostics.append(error("yaml.recursive", "this alias refers to a value that contains it", self.span(node)))
@@ -159,7 +192,7 @@ class _Builder:
 
     def scalar(self, node: ScalarNode):
         text = node.value
-        if node.style is not None:  # quoted or block scalars are always text
+        if _style(node) is not None:  # quoted or block scalars are always text
             return text
         if _NULL.match(text):
             return None
@@ -178,7 +211,7 @@ class _Builder:
     def mapping(self, node: MappingNode, path: JsonPath) -> dict:
         out: dict = {}
         for key_node, value_node in node.value:
-            if key_node.tag == _IMPLICIT and isinstance(key_node, ScalarNode) and key_node.value == "<<" and key_node.style is None:
+            if key_node.tag == _IMPLICIT and isinstance(key_node, ScalarNode) and key_node.value == "<<" and _style(key_node) is None:
                 self.diagnostics.append(error("yaml.merge-key", "merge keys (`<<`) are not allowed in a policy",
                                               self.span(key_node), hint="write the keys out, or use `extends` for a base policy"))
                 continue
@@ -212,13 +245,16 @@ def read_document(path: Path, text: str | None = None) -> tuple[SourceDocument |
                                 hint="save the file as UTF-8")]
     doc = SourceDocument(shown, text, None)
     try:
-        nodes = list(yaml.compose_all(text, Loader=_StrictLoader))
+        nodes = _compose_all(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = exc.problem or "invalid YAML"
-        if exc.context:
+        if exc.context and "quoted scalar" in exc.context and "end of stream" in message and exc.context_mark:
+            # The problem shows only at the end of the file; the cause is where the quote opened.
+            mark, message = exc.context_mark, "this quoted text is never closed"
+        elif exc.context:
             message = f"{message} ({exc.context})"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return doc, [error("yaml.syntax", f"YAML syntax: {message}", Span(shown, line, col), hint=_yaml_hint(exc))]
     except yaml.YAMLError as exc:
         return doc, [error("yaml.syntax", f"YAML syntax: {exc}", Span(shown, 1, 1))]
@@ -243,6 +279,12 @@ def _yaml_hint(exc: yaml.MarkedYAMLError) -> str | None:
         return "check the indentation of this line and the one before it"
     if "found undefined alias" in problem:
         return "an alias `*name` needs an anchor `&name` earlier in the file"
+    if "expected <block end>" in problem and ("block mapping start" in problem or "block sequence start" in problem):
+        return "check the indentation of this line: keys of one mapping must start in the same column"
+    if "expected <block end>" in problem and "<scalar>" in problem:
+        return "text follows a quoted value: put the whole value inside the quotes"
+    if "quoted scalar" in (exc.context or "") and "end of stream" in problem:
+        return "add the matching closing quote at the end of the text"
     return None
 
 
@@ -281,7 +323,7 @@ def load_policy(path: Path | str) -> tuple[LoadedPolicy | None, list[Diagnostic]
             if extends_span is None:
                 return None, [error("file.missing", f"no such file: {current}", None)], texts
             return None, [error("extends.missing", f"the base policy `{current}` does not exist", extends_span,
-                                hint="`extends` is a path relative to this file, e.g. `national.yaml`")], texts
+                                hint=_missing_base_hint(current, base))], texts
         doc, diagnostics = read_document(current)
         if doc is not None:
             texts[doc.path] = doc.text
@@ -296,6 +338,19 @@ def load_policy(path: Path | str) -> tuple[LoadedPolicy | None, list[Diagnostic]
         if not isinstance(base, str) or not base.strip():
             return None, [error("extends.type", "`extends` must name a policy file", extends_span)], texts
         current = current.parent / base
+
+
+def _missing_base_hint(missing: Path, written: str) -> str:
+    """Suggest a policy file next to where the missing base was looked for."""
+    try:
+        siblings = [f.name for f in missing.parent.iterdir() if f.suffix in (".yaml", ".yml")]
+    except OSError:
+        siblings = []
+    near = did_you_mean(missing.name, siblings)
+    if near:
+        folder = written[: len(written) - len(Path(written).name)]
+        return near.replace("`", "`" + folder, 1)
+    return "`extends` is a path relative to this file, e.g. `national.yaml`"
 
 
 @dataclass

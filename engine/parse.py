@@ -7,6 +7,7 @@ text to (line, column) in the policy file; spans and carets then point into the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -33,6 +34,9 @@ TERMINAL_NAMES = {
     "_NOT": "`not`", "_IN": "`in`", "$END": "the end of the condition",
 }
 WINDOW_STARTS = {"in", "the", "last", "this", "previous", "since", "ever"}
+# Windows that are fixed phrases, for hints when a phrase is half right (`this year`, `previous week`).
+WINDOW_PHRASES = ("this school week", "this half term", "this term", "this and previous term", "this academic year",
+                  "previous term", "previous academic year")
 
 
 @lru_cache(maxsize=None)
@@ -154,7 +158,9 @@ class _ToAst(Transformer):
         if name in keywords():
             raise _SyntaxProblem(error(
                 "syntax", f"unexpected keyword `{name}` in condition", self._token_span(children[0]),
-                expected="a value, a parameter name or a measure"))
+                expected="a value, a parameter name or a measure",
+                hint=f"`{name}` is a reserved word of the condition language and cannot name a parameter: "
+                     f"rename the parameter (e.g. `{name}_threshold`)"))
         return ast.Parameter(self._span_of(meta), name)
 
     @v_args(meta=True)
@@ -240,7 +246,12 @@ class _ToAst(Transformer):
 
     # measures -------------------------------------------------------------------------
     def _filter(self, meta, category, half, codes, weekdays):
-        return ast.SessionFilter(self._span_of(meta), category, codes, weekdays, half)
+        # With a code filter, the filter's span is `coded {...}` itself, so a bad code is
+        # pointed at there rather than at the start of the measure.
+        span = self._span_of(meta)
+        if isinstance(codes, _CodeFilter):
+            span, codes = codes.span or span, codes.codes
+        return ast.SessionFilter(span, category, codes, weekdays, half)
 
     @v_args(meta=True)
     def session_count(self, meta, children):
@@ -277,12 +288,14 @@ class _ToAst(Transformer):
     def pm(self, _):
         return "PM"
 
-    def code_filter(self, children):
-        return children[0]
+    @v_args(meta=True)
+    def code_filter(self, meta, children):
+        return _CodeFilter(children[0], self._span_of(meta))
 
     @v_args(meta=True)
     def code_param(self, meta, children):
-        return ast.Parameter(self._span_of(meta), str(children[0]))
+        tok = children[0]
+        return _CodeFilter(ast.Parameter(self._token_span(tok), str(tok)), self._span_of(meta))
 
     def code_set(self, children):
         return tuple(str(c) for c in children)
@@ -340,13 +353,12 @@ class _ToAst(Transformer):
     def time_since_action(self, meta, children):
         return ast.TimeSinceAction(self._span_of(meta), children[0], children[1])
 
-    @v_args(meta=True)
-    def by_rule(self, meta, children):
-        return ast.ActionSelector(self._span_of(meta), rule=str(children[0]))
+    # A selector's span is the rule id or verb itself: that is what the checker resolves.
+    def by_rule(self, children):
+        return ast.ActionSelector(self._token_span(children[0]), rule=str(children[0]))
 
-    @v_args(meta=True)
-    def by_verb(self, meta, children):
-        return ast.ActionSelector(self._span_of(meta), verb=str(children[0]))
+    def by_verb(self, children):
+        return ast.ActionSelector(self._token_span(children[0]), verb=str(children[0]))
 
     def school_days(self, _):
         return "school_days"
@@ -410,6 +422,22 @@ class _ToAst(Transformer):
         return children[0]
 
 
+@dataclass(frozen=True)
+class _CodeFilter:
+    """`coded {...}` / `coded name` while the tree is built: the codes and where they were written."""
+
+    codes: tuple[str, ...] | ast.Parameter
+    span: Span | None
+
+
+@lru_cache(maxsize=8192)
+def _parse_tree(text: str) -> Tree:
+    """Lark's parse tree of a condition. Cached: a base policy's conditions are parsed again for
+    every policy that extends it, and policies copied from one template share most wording. The
+    tree is only read (the transformer builds new nodes), so sharing it is safe."""
+    return condition_parser().parse(text)
+
+
 class _SyntaxProblem(Exception):
     def __init__(self, diagnostic: Diagnostic):
         self.diagnostic = diagnostic
@@ -427,7 +455,7 @@ def parse_condition(text: str, path: str = "<condition>", locate: Locate | None 
         return None, [error("syntax.empty", "the condition is empty", Span(path, line, col),
                             hint="write a condition such as `attendance this academic year below 90%`")]
     try:
-        tree = condition_parser().parse(text)
+        tree = _parse_tree(text)
     except UnexpectedInput as exc:
         return None, [_syntax_diagnostic(exc, text, path, locate)]
     try:
@@ -483,6 +511,17 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, path: str, locate: Locat
         found = None
         expected = _describe_expected(set(getattr(exc, "expected", ()) or ()))
         width = 1
+    # `this year`, `previous week`: a window phrase with a word missing or wrong.
+    if found is not None and found.strip("`").isalpha():
+        prev = _previous_word(text, offset)
+        if prev and prev[0] in ("this", "previous"):
+            word = found.strip("`")
+            phrases = [p for p in WINDOW_PHRASES if p.startswith(prev[0] + " ") and word in p.split()]
+            if phrases:
+                hint = f"did you mean `{phrases[0]}`?"
+            else:
+                hint = "the windows starting with `" + prev[0] + "` are " + ", ".join(
+                    f"`{p}`" for p in WINDOW_PHRASES if p.startswith(prev[0] + " "))
     # A misspelt keyword is often read as a parameter name, and the error only shows on the
     # next word: point the hint at the word before when it is a near-miss keyword.
     if hint is None:
