@@ -22,7 +22,7 @@ from fractions import Fraction
 from . import ast
 from . import calendar as school_calendar
 from .check import Action, Duration
-from .compile import Comparison, Const, MetricRef, Plan, RateRef
+from .compile import Comparison, Const, MetricRef, Plan, Rank, RateRef
 from .metrics import NEVER, Facts, _school_window, counted_marks, window_bounds
 
 ACTION_FORMAT = 1
@@ -121,6 +121,12 @@ def _percent_text(value: Fraction) -> str:
 
 def _value_of(expr, row: dict, columns: dict, rank_names: dict | None = None):
     """(exact Fraction or None, display text, detail dict) of an expression for one subject."""
+    if isinstance(expr, Rank):
+        rank = row.get((rank_names or {}).get(expr))
+        of, shown, detail = _value_of(expr.value, row, columns, rank_names)
+        if rank is None:
+            return None, "undefined", {"of": shown, **detail}
+        return Fraction(rank), str(rank), {"of": shown, **detail}
     if isinstance(expr, RateRef):
         n, d = row[columns[expr.numerator]], row[columns[expr.denominator]]
         if not d:
@@ -199,12 +205,14 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
         for values in cursor.fetchall():
             row = dict(zip(names, values))
             rows_cache[(scope, row["school_id"], row["subject_id"])] = row
-    # Marks behind each session count, fetched once per metric for all firing pupils.
-    firing_pupils = sorted({(f.school_id, f.subject_id) for f in firings if f.scope == "pupil"})
-    connection.execute("CREATE OR REPLACE TEMP TABLE rb_firing_pupils (school_id VARCHAR, pupil_id VARCHAR)")
-    if firing_pupils:
-        connection.executemany("INSERT INTO rb_firing_pupils VALUES (?, ?)", firing_pupils)
-    sessions_evidence: dict = {}
+    # Marks behind each session count, for the pupils whose rules show that count: one query.
+    needs: dict = {}
+    for firing in firings:
+        if firing.scope == "pupil":
+            for _, expr in compiled_by_id[firing.rule_id].measures:
+                if isinstance(expr, MetricRef) and expr.metric.kind == "sessions":
+                    needs.setdefault(expr.metric, set()).add((firing.school_id, firing.subject_id))
+    sessions_evidence = counted_marks(facts, connection, needs)
     parameters_of = {c.rule.id: _parameters_used(c.rule, c.parameters) for c in plan.rules}
     actions: list[dict] = []
     for firing in firings:
@@ -279,7 +287,7 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
 def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_cache, parameters: dict) -> dict:
     measures = []
     for text, expr in compiled.measures:
-        value, shown, detail = _value_of(expr, row, facts.metric_columns)
+        value, shown, detail = _value_of(expr, row, facts.metric_columns, facts.rank_columns.get(firing.scope))
         entry = {"measure": text, "value": shown}
         entry.update(detail)
         metric = expr.metric if isinstance(expr, MetricRef) else (expr.numerator if isinstance(expr, RateRef) else None)
@@ -293,10 +301,7 @@ def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_
                 window["complete"] = False
             entry["window"] = window
         if isinstance(expr, MetricRef) and expr.metric.kind == "sessions" and firing.scope == "pupil":
-            if expr.metric not in sessions_cache:
-                sessions_cache[expr.metric] = counted_marks(facts, connection, expr.metric, "rb_firing_pupils")
-            entry["sessions"] = [{"date": d.isoformat(), "session": s, "code": c}
-                                 for d, s, c in sessions_cache[expr.metric].get((firing.school_id, firing.subject_id), [])]
+            entry["sessions"] = sessions_cache[expr.metric].get((firing.school_id, firing.subject_id), [])
         measures.append(entry)
     comparisons = []
     for k, atom in enumerate(compiled.atoms):

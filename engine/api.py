@@ -52,6 +52,50 @@ def check_policy_file(path: Path | str) -> PolicyCheck:
     return PolicyCheck(str(path), policy, all_problems, sources)
 
 
+@dataclass
+class PolicyCheckSummary:
+    """What `rollbook check` reports about one file: small enough to pass between processes."""
+
+    path: str
+    ok: bool
+    policy_id: str | None
+    rules: int | None
+    diagnostics: list[Diagnostic]
+    sources: Sources
+
+
+def _summarise(path: Path | str) -> PolicyCheckSummary:
+    r = check_policy_file(path)
+    return PolicyCheckSummary(r.path, r.ok, r.policy.id if r.policy else None,
+                              len(r.policy.rules) if r.policy else None, r.diagnostics, r.sources)
+
+
+# Below this many files one process is quicker than starting workers.
+PARALLEL_CHECK_FROM = 64
+
+
+def check_policy_files(paths: list[Path], jobs: int | None = None) -> list[PolicyCheckSummary]:
+    """Check many policy files, in input order; on a machine with several cores, large batches
+    are spread over worker processes (a trust's folder of hundreds of school policies)."""
+    import os
+
+    jobs = jobs or os.cpu_count() or 1
+    if jobs < 2 or len(paths) < PARALLEL_CHECK_FROM:
+        return [_summarise(p) for p in paths]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from .parse import condition_parser
+
+    condition_parser()  # built once here, inherited by the workers
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:  # no fork on this platform
+        return [_summarise(p) for p in paths]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        return list(pool.map(_summarise, paths, chunksize=max(1, len(paths) // (jobs * 4))))
+
+
 def policy_files(paths: list[Path | str]) -> tuple[list[Path], list[str]]:
     """Expand files and folders into policy files (test files excluded). Returns (files, missing)."""
     files: list[Path] = []
@@ -100,7 +144,8 @@ def prepare_register(register, policy: CheckedPolicy):
     if not isinstance(register, Register):
         loaded = load_register(register)
         if loaded.register is None:
-            raise RollbookError(f"the register at {register} has problems; nothing was evaluated", loaded.problems)
+            more = [f"... and {loaded.more_problems} more problem(s) not listed"] if loaded.more_problems else []
+            raise RollbookError(f"the register at {register} has problems; nothing was evaluated", loaded.problems + more)
         register = loaded.register
     used = _attributes_used(policy)
     problems, warnings = type_attribute_columns(register.connection, register.pupils_table,

@@ -566,6 +566,22 @@ def policy_sha256(merged: MergedPolicy) -> str:
     return digest.hexdigest()
 
 
+# Parsed conditions by (file, its text, where in it): a base policy's conditions are parsed once,
+# not once per policy that extends it. The trees are immutable, so sharing them is safe.
+_PARSED: dict[tuple[str, str, tuple], tuple] = {}
+_PARSED_MAX = 20000
+
+
+def _parse_when(doc, when_path: tuple, text: str):
+    key = (doc.path, doc.text, when_path)
+    if key not in _PARSED:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = parse_condition(text, doc.path, doc.locator(when_path))
+    tree, syntax = _PARSED[key]
+    return tree, list(syntax)
+
+
 def check_policy(merged: MergedPolicy) -> tuple[CheckedPolicy | None, list[Diagnostic]]:
     """Parse and check every rule of a merged policy. Returns (policy, diagnostics);
     policy is None when there is any error."""
@@ -581,7 +597,7 @@ def check_policy(merged: MergedPolicy) -> tuple[CheckedPolicy | None, list[Diagn
     for located in merged.rules:
         data, doc = located.value, located.doc
         when_path = located.path + ("when",)
-        tree, syntax = parse_condition(data["when"], doc.path, doc.locator(when_path))
+        tree, syntax = _parse_when(doc, when_path, data["when"])
         diagnostics.extend(syntax)
         if tree is None:
             continue

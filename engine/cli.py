@@ -14,7 +14,6 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .api import check_policy_file, policy_files
 from .diagnostics import ERROR, WARNING, Sources, render
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
@@ -27,16 +26,18 @@ def _plural(n: int, word: str) -> str:
 # ---- rollbook check -------------------------------------------------------------------------
 
 def cmd_check(args) -> int:
+    from .api import check_policy_files, policy_files
+
     files, missing = policy_files(args.paths)
-    results = [check_policy_file(f) for f in files]
+    results = check_policy_files(files)
     errors = sum(1 for r in results for d in r.diagnostics if d.severity == ERROR) + len(missing)
     warnings = sum(1 for r in results for d in r.diagnostics if d.severity == WARNING)
     if args.format == "json":
         out = {
             "files": [{
                 "path": r.path, "ok": r.ok,
-                "policy": r.policy.id if r.policy else None,
-                "rules": len(r.policy.rules) if r.policy else None,
+                "policy": r.policy_id,
+                "rules": r.rules,
                 "diagnostics": [d.as_dict() for d in r.diagnostics],
             } for r in results] + [{"path": m, "ok": False, "diagnostics": [
                 {"severity": "error", "code": "file.missing", "message": f"no such file or folder: {m}"}]} for m in missing],
@@ -79,6 +80,8 @@ def cmd_fmt(args) -> int:
 
     from .fmt import format_policy_text
 
+    from .api import policy_files
+
     files, missing = policy_files(args.paths)
     for m in missing:
         print(f"error: no such file or folder: {m}", file=sys.stderr)
@@ -113,8 +116,7 @@ def cmd_schema(args) -> int:
 
     schema_dir = SCHEMA_PATH.parent
     name = {"policy": "policy.schema.json", "action": "action.schema.json", "marks": "register/marks.schema.json",
-            "pupils": "register/pupils.schema.json", "calendar": "register/calendar.schema.json",
-            "test": "policy-test.schema.json"}[args.which]
+            "pupils": "register/pupils.schema.json", "calendar": "register/calendar.schema.json"}[args.which]
     path = schema_dir / name
     if not path.exists():
         print(f"error: the {args.which} schema is not part of this version of Rollbook", file=sys.stderr)
@@ -285,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print a JSON Schema",
                        description="Print one of Rollbook's JSON Schemas (public, versioned contracts).")
-    p.add_argument("which", nargs="?", default="policy", choices=("policy", "action", "marks", "pupils", "calendar", "test"),
+    p.add_argument("which", nargs="?", default="policy", choices=("policy", "action", "marks", "pupils", "calendar"),
                    help="which schema (default: policy)")
     p.set_defaults(func=cmd_schema)
     return parser

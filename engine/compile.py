@@ -298,6 +298,13 @@ class _RuleCompiler:
                 if isinstance(attribute, bool):
                     return Truth(attribute == literal if op == "=" else attribute != literal, True, text)
                 return Truth(attribute, literal if op == "=" else not literal, text)
+            if _is_text(left) or _is_text(right):
+                # Text is compared for equality only (the checker refuses ordering): a membership
+                # test with one option, decided in SQL like `in {...}`.
+                if isinstance(left, str) and isinstance(right, str):
+                    return Truth((left == right) == (op == "="), True, text)
+                item, other = (right, left) if isinstance(left, str) else (left, right)
+                return Membership(item, (other,), op == "!=", text)
             return Comparison(op, left, right, text)
         if isinstance(node, ast.Member):
             options = tuple(i.value if isinstance(i, ast.Text) else Fraction(i.value) for i in node.values.items)
@@ -307,6 +314,10 @@ class _RuleCompiler:
         if isinstance(node, ast.Boolean):
             return Truth(node.value, not negated, text)
         raise TypeError(f"not a condition: {type(node).__name__}")
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str) or (isinstance(value, AttributeRef) and value.kind == "text")
 
 
 def _measure_text(node) -> str:

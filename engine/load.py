@@ -230,6 +230,12 @@ class _Builder:
         return out
 
 
+# Documents by (path, text): a base policy is composed once per process, not once per policy
+# that extends it. Nothing downstream modifies a SourceDocument, so sharing it is safe.
+_DOCUMENTS: dict[tuple[str, str], tuple] = {}
+_DOCUMENTS_MAX = 256
+
+
 def read_document(path: Path, text: str | None = None) -> tuple[SourceDocument | None, list[Diagnostic]]:
     """Read one YAML file into a SourceDocument, or return why it cannot be read."""
     shown = str(path)
@@ -243,6 +249,16 @@ def read_document(path: Path, text: str | None = None) -> tuple[SourceDocument |
         except UnicodeDecodeError as exc:
             return None, [error("file.encoding", f"{shown} is not UTF-8 (byte {exc.start})", Span(shown, 1, 1),
                                 hint="save the file as UTF-8")]
+    key = (shown, text)
+    if key not in _DOCUMENTS:
+        if len(_DOCUMENTS) >= _DOCUMENTS_MAX:
+            _DOCUMENTS.clear()
+        _DOCUMENTS[key] = _read_text(shown, text)
+    doc, diagnostics = _DOCUMENTS[key]
+    return doc, list(diagnostics)
+
+
+def _read_text(shown: str, text: str) -> tuple[SourceDocument | None, list[Diagnostic]]:
     doc = SourceDocument(shown, text, None)
     try:
         nodes = _compose_all(text)

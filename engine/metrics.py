@@ -48,7 +48,10 @@ class Facts:
     atom_columns: dict[tuple[str, int], tuple[str, ...]]  # (rule id, atom index) -> columns
     window_table: str  # bounds of each window per school, for evidence
     window_ids: dict[WindowSpec, str]
-    counted_sql: dict[MetricSpec, str]  # per session-count metric: the marks it counts (evidence)
+    marks_from: str  # marks m joined to their pupil p and window bounds b (evidence)
+    on_roll: str  # the condition that a mark is on or before the as-of date and on roll
+    counted_filter: dict[MetricSpec, str]  # per session-count metric: which of those marks it counts
+    rank_columns: dict[str, dict]  # scope -> Rank -> column of the subject's rank (evidence)
 
 
 class _Builder:
@@ -128,6 +131,11 @@ class _Builder:
             parts.append(f"m.session = '{m.half}'")
         return " AND ".join(parts)
 
+    def marks_on_roll(self, bounds: str) -> str:
+        """Marks `m` with their pupil `p` and their school's window bounds `b` (filter with on_roll)."""
+        return (f"{self.marks} m JOIN {self.pupils} p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id "
+                f"JOIN {bounds}_by_school b ON b.school_id = m.school_id")
+
     def on_roll(self) -> str:
         return (f"m.date <= {_lit(self.as_of)} AND (p.joined_on IS NULL OR m.date >= p.joined_on) "
                 "AND (p.left_on IS NULL OR m.date <= p.left_on)")
@@ -156,14 +164,15 @@ class _Builder:
                 rows, matched, key = self._run_parts(m)
                 aggregates.append(f"max({key}) FILTER (WHERE {rows} AND NOT ({matched})) AS {col}_last_miss")
                 current_runs.append((m, col))
-        marks_joined = (f"FROM {self.marks} m JOIN {self.pupils} p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id "
-                        f"JOIN {bounds}_by_school b ON b.school_id = m.school_id WHERE {self.on_roll()}")
+        marks_from = self.marks_on_roll(bounds)
         ctes = []
         select = ["p.pupil_id", "p.school_id"]
         joins = []
         if aggregates:
-            ctes.append(f"mark_metrics AS (SELECT m.pupil_id, {', '.join(aggregates)} {marks_joined} GROUP BY m.pupil_id)")
-            joins.append("LEFT JOIN mark_metrics mm ON mm.pupil_id = p.pupil_id")
+            # A pupil is (school_id, pupil_id): the same id may be on roll at two schools of a trust.
+            ctes.append(f"mark_metrics AS (SELECT m.school_id, m.pupil_id, {', '.join(aggregates)} FROM {marks_from} "
+                        f"WHERE {self.on_roll()} GROUP BY m.school_id, m.pupil_id)")
+            joins.append("LEFT JOIN mark_metrics mm ON mm.pupil_id = p.pupil_id AND mm.school_id = p.school_id")
             for m, col in self.metric_columns.items():
                 if m.kind in ("sessions", "minutes_late"):
                     select.append(f"coalesce(mm.{col}, 0) AS {col}")
@@ -174,14 +183,18 @@ class _Builder:
                 after = f"{rows} AND (mm.{col}_last_miss IS NULL OR {key} > mm.{col}_last_miss)"
                 counted = "*" if m.run_unit == "sessions" else "DISTINCT m.date"
                 counts.append(f"count({counted}) FILTER (WHERE {after}) AS {col}")
-            ctes.append(f"current_runs AS (SELECT m.pupil_id, {', '.join(counts)} {marks_joined.replace('WHERE', 'JOIN mark_metrics mm ON mm.pupil_id = m.pupil_id WHERE')} "
-                        "GROUP BY m.pupil_id)")
-            joins.append("LEFT JOIN current_runs cr ON cr.pupil_id = p.pupil_id")
+            # Only marks after some run's last miss can count: filter them before grouping.
+            any_after = " OR ".join(f"(mm.{col}_last_miss IS NULL OR {self._run_parts(m)[2]} > mm.{col}_last_miss)"
+                                    for m, col in current_runs)
+            ctes.append(f"current_runs AS (SELECT m.school_id, m.pupil_id, {', '.join(counts)} FROM {marks_from} "
+                        "JOIN mark_metrics mm ON mm.pupil_id = m.pupil_id AND mm.school_id = m.school_id "
+                        f"WHERE {self.on_roll()} AND ({any_after}) GROUP BY m.school_id, m.pupil_id)")
+            joins.append("LEFT JOIN current_runs cr ON cr.pupil_id = p.pupil_id AND cr.school_id = p.school_id")
             select.extend(f"coalesce(cr.{col}, 0) AS {col}" for _, col in current_runs)
         for m, col in self.metric_columns.items():
             if m.kind == "run" and m.run_which == "longest":
                 ctes.append(self.run_sql(m, col, bounds))
-                joins.append(f"LEFT JOIN {col}_run ON {col}_run.pupil_id = p.pupil_id")
+                joins.append(f"LEFT JOIN {col}_run ON {col}_run.pupil_id = p.pupil_id AND {col}_run.school_id = p.school_id")
                 select.append(f"coalesce({col}_run.{col}, 0) AS {col}")
         with_clause = ("WITH " + ",\n".join(ctes)) if ctes else ""
         return f"{with_clause} SELECT {', '.join(select)} FROM {self.pupils} p {' '.join(joins)}"
@@ -189,19 +202,18 @@ class _Builder:
     def run_sql(self, m: MetricSpec, col: str, bounds: str) -> str:
         """The longest run: gaps and islands over the pupil's possible sessions (days) in order."""
         rows, matched, _ = self._run_parts(m)
-        base = f"""SELECT m.pupil_id, m.date, m.session, ({matched}) AS matched
-                FROM {self.marks} m JOIN {self.pupils} p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id
-                JOIN {bounds}_by_school b ON b.school_id = m.school_id
-                WHERE {self.on_roll()} AND {rows}"""
+        base = f"""SELECT m.school_id, m.pupil_id, m.date, m.session, ({matched}) AS matched
+                FROM {self.marks_on_roll(bounds)} WHERE {self.on_roll()} AND {rows}"""
         if m.run_unit == "school_days":
             # A day matches when every possible session of the pupil that day matches.
-            base = f"SELECT pupil_id, date, '' AS session, bool_and(matched) AS matched FROM ({base}) GROUP BY pupil_id, date"
-        body = f"""SELECT pupil_id, max(n) AS {col} FROM (
-                SELECT pupil_id, island, count(*) AS n FROM (
-                    SELECT *, row_number() OVER (PARTITION BY pupil_id ORDER BY date, session)
-                            - row_number() OVER (PARTITION BY pupil_id, matched ORDER BY date, session) AS island
-                    FROM ({base})) WHERE matched GROUP BY pupil_id, island)
-            GROUP BY pupil_id"""
+            base = (f"SELECT school_id, pupil_id, date, '' AS session, bool_and(matched) AS matched FROM ({base}) "
+                    "GROUP BY school_id, pupil_id, date")
+        body = f"""SELECT school_id, pupil_id, max(n) AS {col} FROM (
+                SELECT school_id, pupil_id, island, count(*) AS n FROM (
+                    SELECT *, row_number() OVER (PARTITION BY school_id, pupil_id ORDER BY date, session)
+                            - row_number() OVER (PARTITION BY school_id, pupil_id, matched ORDER BY date, session) AS island
+                    FROM ({base})) WHERE matched GROUP BY school_id, pupil_id, island)
+            GROUP BY school_id, pupil_id"""
         return f"{col}_run AS ({body})"
 
     # ---- ledger metrics --------------------------------------------------------------------
@@ -289,7 +301,8 @@ class _Builder:
             return {"_l": f"({a} * {d})", "_r": f"({c} * {b})"}
         if isinstance(atom, Membership):
             if isinstance(atom.value, AttributeRef) and atom.value.kind == "text":
-                options = ", ".join("'" + str(o).replace("'", "''") + "'" for o in atom.options)
+                options = ", ".join(f'trim("{o.name}")' if isinstance(o, AttributeRef) else
+                                    "'" + str(o).replace("'", "''") + "'" for o in atom.options)
                 test = f"trim(\"{atom.value.name}\") IN ({options})"
             else:
                 n, d = self.fraction(atom.value, columns)
@@ -339,7 +352,7 @@ def build_facts(plan: Plan, connection, as_of: date, *, marks="marks", pupils="p
     pupil_table = f"{prefix}_pupil_metrics"
     connection.execute(f"CREATE OR REPLACE TEMP TABLE {pupil_table} AS {b.pupil_metrics_sql(bounds)}")
     register_metrics = [c for m, c in b.metric_columns.items() if m.kind in ("sessions", "minutes_late", "run")]
-    tables, atom_columns = {}, {}
+    tables, atom_columns, rank_columns = {}, {}, {}
     for scope in plan.scopes:
         rules = [r for r in plan.rules if r.rule.scope == scope]
         if scope == "pupil":
@@ -365,6 +378,7 @@ def build_facts(plan: Plan, connection, as_of: date, *, marks="marks", pupils="p
                            f"SELECT s.*{select_ledger} FROM ({base}) s {ledger_joins}")
         # Ranks of group values within each school.
         b.rank_columns = {}
+        rank_columns[scope] = b.rank_columns
         rank_selects = []
         for r in rules:
             for atom in r.atoms:
@@ -394,26 +408,43 @@ def build_facts(plan: Plan, connection, as_of: date, *, marks="marks", pupils="p
         connection.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT *{', ' if atom_selects else ''}"
                            f"{', '.join(atom_selects)} FROM {subject_table} ORDER BY school_id, subject_id")
         tables[scope] = table
-    counted = {}
-    for m in plan.metrics:
-        if m.kind == "sessions":
-            counted[m] = (f"SELECT m.school_id, m.pupil_id, m.date, m.session, m.code FROM {marks} m "
-                          f"JOIN {pupils} p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id "
-                          f"JOIN {bounds}_by_school b ON b.school_id = m.school_id "
-                          f"WHERE {b.on_roll()} AND {b.mark_filter(m)}")
-    return Facts(tables, b.metric_columns, atom_columns, bounds, b.window_ids, counted)
+    counted = {m: b.mark_filter(m) for m in plan.metrics if m.kind == "sessions"}
+    return Facts(tables, b.metric_columns, atom_columns, bounds, b.window_ids, b.marks_on_roll(bounds), b.on_roll(), counted,
+                 rank_columns)
 
 
-def counted_marks(facts: Facts, connection, metric: MetricSpec, pupils_table: str) -> dict[tuple[str, str], list[tuple]]:
-    """The marks a session-count metric counted for the pupils listed in `pupils_table`
-    (school_id, pupil_id): the evidence behind an action, keyed by (school_id, pupil_id)."""
-    rows = connection.execute(
-        f"SELECT c.school_id, c.pupil_id, c.date, c.session, c.code FROM ({facts.counted_sql[metric]}) c "
-        f"SEMI JOIN {pupils_table} f ON f.pupil_id = c.pupil_id AND f.school_id = c.school_id "
-        "ORDER BY c.school_id, c.pupil_id, c.date, c.session").fetchall()
-    out: dict[tuple[str, str], list[tuple]] = {}
-    for school_id, pupil_id, day, session, code in rows:
-        out.setdefault((school_id, pupil_id), []).append((day, session, code))
+def counted_marks(facts: Facts, connection, needs: dict[MetricSpec, set[tuple[str, str]]]) -> dict[MetricSpec, dict[tuple[str, str], list[dict]]]:
+    """The marks each session-count metric counted, for the (school_id, pupil_id) subjects given
+    per metric: the evidence behind actions, per metric keyed by (school_id, pupil_id), each a list
+    of {"date", "session", "code"} in date and session order. One pass over the marks."""
+    metrics = [m for m, subjects in needs.items() if subjects]
+    out: dict[MetricSpec, dict[tuple[str, str], list[dict]]] = {m: {} for m in needs}
+    if not metrics:
+        return out
+    import pyarrow as pa
+
+    rows = [(school_id, pupil_id, k) for k, m in enumerate(metrics) for school_id, pupil_id in sorted(needs[m])]
+    # Through Arrow: executemany inserts row by row (~0.3 ms a row).
+    table = pa.table({"school_id": pa.array([r[0] for r in rows], pa.string()),
+                      "pupil_id": pa.array([r[1] for r in rows], pa.string()),
+                      "k": pa.array([r[2] for r in rows], pa.int32())})
+    connection.register("rb_evidence_rows", table)
+    try:
+        connection.execute("CREATE OR REPLACE TEMP TABLE rb_evidence_needs AS SELECT * FROM rb_evidence_rows")
+    finally:
+        connection.unregister("rb_evidence_rows")
+    which = " ".join(f"WHEN {k} THEN {facts.counted_filter[m]}" for k, m in enumerate(metrics))
+    # The lists are built in DuckDB, already in the evidence's shape: a trust's year-end run
+    # shows about a million marks, too many to group and format one by one in Python.
+    result = connection.execute(
+        "SELECT n.k, m.school_id, m.pupil_id, "
+        "list({'date': strftime(m.date, '%Y-%m-%d'), 'session': m.session, 'code': m.code} ORDER BY m.date, m.session) "
+        f"FROM {facts.marks_from} "
+        "JOIN rb_evidence_needs n ON n.school_id = m.school_id AND n.pupil_id = m.pupil_id "
+        f"WHERE {facts.on_roll} AND coalesce(CASE n.k {which} END, false) "
+        "GROUP BY n.k, m.school_id, m.pupil_id").fetchall()
+    for k, school_id, pupil_id, marks in result:
+        out[metrics[k]][(school_id, pupil_id)] = marks
     return out
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,12 +169,15 @@ def normalise_header(name: str) -> str:
 
 
 def _strict_date(x: str) -> str:
-    """SQL: the DATE written as YYYY-MM-DD in text expression `x`, else NULL."""
-    return f"CASE WHEN length({x}) = 10 THEN CAST(try_strptime({x}, '%Y-%m-%d') AS DATE) END"
+    """SQL: the DATE written as YYYY-MM-DD in text expression `x`, else NULL. (strptime alone
+    also takes '2025-9-3  ', ' 025-09-03' as year 25, or '1-09-03   ' as year 1: digits first.)"""
+    return (f"CASE WHEN length({x}) = 10 AND regexp_full_match({x}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}') "
+            f"THEN CAST(try_strptime({x}, '%Y-%m-%d') AS DATE) END")
 
 
-def _date_from(col: str, typ: str) -> tuple[str, str | None]:
-    """(expression for a DATE, expression for the raw text when it is not a valid date)."""
+def _date_from(col: str, typ: str, trim: bool = False) -> tuple[str, str | None]:
+    """(expression for a DATE, expression for the raw text when it is not a valid date).
+    `trim`: surrounding spaces are ignored and a blank text is an empty date (as in CSV)."""
     c = _q(col)
     if typ == "DATE":
         return c, None
@@ -181,6 +185,8 @@ def _date_from(col: str, typ: str) -> tuple[str, str | None]:
         ok = f"CAST({c} AS DATE) = {c}"
         return f"CASE WHEN {ok} THEN CAST({c} AS DATE) END", f"CASE WHEN NOT ({ok}) THEN CAST({c} AS VARCHAR) END"
     text = c if typ == "VARCHAR" else f"CAST({c} AS VARCHAR)"
+    if trim:
+        text = f"NULLIF(trim({text}), '')"
     parsed = _strict_date(text)
     return parsed, f"CASE WHEN {text} IS NOT NULL AND ({parsed}) IS NULL THEN {text} END"
 
@@ -270,6 +276,39 @@ class _RowLocator:
         return starts
 
 
+def _physical_lines(path: Path, numbers: Sequence[int]) -> dict[int, int]:
+    """DuckDB numbers a rejected CSV line by counting records (blank lines included) from the
+    header as 1, so a quoted value that spans lines shifts every later number. Map each such
+    number to the physical line where that record starts. Files without a quote character cannot
+    hold a multi-line record: there the numbers are already physical."""
+    wanted = set(numbers)
+    if not wanted:
+        return {}
+    quoted = False
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 24):
+            if b'"' in chunk:
+                quoted = True
+                break
+    out = {n: n for n in wanted}
+    if not quoted:
+        return out
+    last, record, line = max(wanted), 0, 0
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        reader = csv.reader(f)
+        try:
+            for _ in reader:
+                record += 1
+                if record in wanted:
+                    out[record] = line + 1
+                line = reader.line_num
+                if record >= last:
+                    break
+        except csv.Error:  # a line the csv module cannot split: keep DuckDB's numbers from here on
+            pass
+    return out
+
+
 @dataclass
 class _Source:
     """One input file: how to read it, and its columns. Nothing is materialised until a stage_*
@@ -334,7 +373,10 @@ def load_register(path_or_paths, *, connection: duckdb.DuckDBPyConnection | None
     there is any problem; `problems` lists up to `max_problems` of them in file and row order and
     `more_problems` counts the rest.
     """
+    # DuckDB draws a progress bar on stdout for long queries; on a pipe that would corrupt the
+    # actions written there, so it is off.
     con = connection if connection is not None else duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     loader = _Loader(con, max_problems)
     try:
         register = loader.run(path_or_paths)
@@ -361,7 +403,10 @@ class _Loader:
 
     def problem(self, src: _Source | str, row: int | None, column: str | None, message: str, hint: str | None = None) -> None:
         if isinstance(src, _Source):
-            self.problems.add(RegisterProblem(src.name, row, column, message, hint, src.locator.unit))
+            # Before the file is staged (a missing column) there is no locator yet: the unit
+            # follows from the format.
+            unit = src.locator.unit if src.locator else ("row" if src.fmt == "parquet" else "line")
+            self.problems.add(RegisterProblem(src.name, row, column, message, hint, unit))
         else:
             self.problems.add(RegisterProblem(src, row, column, message, hint))
 
@@ -484,9 +529,43 @@ class _Loader:
         return _Source(role, path, fmt, columns, relation, len(header))
 
     def file_error(self, path: Path, error: Exception) -> None:
+        if FORMATS.get(path.suffix.lower()) == "jsonl" and self.jsonl_line_problems(path):
+            return
         message = str(error).split("\n")[0]
         hint = "save the file as UTF-8" if "unicode" in message.lower() or "utf" in message.lower() else None
         self.problem(path.name, None, None, f"cannot read the file: {message}", hint)
+
+    def jsonl_line_problems(self, path: Path) -> int:
+        """DuckDB reports a malformed JSON Lines record as a whole-file error whose line number is
+        off by one: find the lines that are not UTF-8 JSON objects ourselves, each with its line.
+        Returns how many were found (0: the reader's own message stands)."""
+        found = 0
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                reason = None
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    reason, hint = "the line is not valid UTF-8 text", "save the file as UTF-8"
+                else:
+                    if number == 1 and text.startswith("\ufeff"):
+                        reason, hint = "the file starts with a byte order mark (BOM)", "save JSON Lines as UTF-8 without BOM"
+                    elif text.strip():
+                        try:
+                            value = json.loads(text)
+                        except ValueError as error:
+                            reason, hint = f"not valid JSON: {error.args[0].split(':')[0]}", "write one JSON object per line"
+                        else:
+                            if not isinstance(value, dict):
+                                reason, hint = "the line is not a JSON object", "write one JSON object per line"
+                if reason is None:
+                    continue
+                found += 1
+                if found <= self.max:
+                    self.problem(path.name, number, None, reason, hint)
+                else:
+                    self.problems.counted(1)
+        return found
 
     def materialise(self, src: _Source, table: str, select: Sequence[str]) -> bool:
         """Create `table` from one pass over `src` with the typed `select` list; its rowid is the
@@ -522,7 +601,12 @@ class _Loader:
     def report_rejects(self, src: _Source) -> list[int]:
         """Rows DuckDB's CSV reader could not split into the header's columns, or could not decode."""
         path = src.path
-        rows = self.sql(f"SELECT line, error_type, error_message FROM _rb_rejects_{src.role} ORDER BY line").fetchall()
+        # DuckDB stores one reject per missing column of a short line ('Found: 2', 'Found: 3', ...):
+        # keep the first per line (the true count of fields), so each line is one problem.
+        rows = self.sql(f"""SELECT line, arg_min(error_type, coalesce(column_idx, 0)), arg_min(error_message, coalesce(column_idx, 0))
+                            FROM _rb_rejects_{src.role} GROUP BY line ORDER BY line""").fetchall()
+        physical = _physical_lines(path, [int(r[0]) for r in rows])
+        rows = [(physical[int(line)], error_type, message) for line, error_type, message in rows]
         for line, error_type, message in rows[: self.max]:
             if error_type == "INVALID ENCODING":
                 self.problem(path.name, int(line), None, "the line is not valid UTF-8 text", "save the file as UTF-8")
@@ -627,7 +711,7 @@ class _Loader:
                 continue
             name, typ = src.columns[column]
             if column in DATE_ATTRIBUTES:
-                value, bad = _date_from(name, typ)
+                value, bad = _date_from(name, typ, trim=True)
                 select.append(f"{value} AS {_q(column)}")
                 if bad:
                     select.append(f"{bad} AS {_q('_bad_' + column)}")
@@ -700,14 +784,18 @@ class _Loader:
             column, typ = cols["minutes_late"]
             c = _q(column)
             if typ in ("VARCHAR",):
-                select.append(f"CASE WHEN regexp_full_match(trim({c}), '[0-9]+') THEN CAST(trim({c}) AS INTEGER) END AS minutes_late")
-                select.append(f"CASE WHEN NULLIF(trim({c}), '') IS NOT NULL AND NOT regexp_full_match(trim({c}), '[0-9]+') THEN {c} END AS _bad_minutes")
+                # TRY_CAST: digits beyond INTEGER's range are a bad row, not an unreadable file.
+                ok = f"regexp_full_match(trim({c}), '[0-9]+') AND TRY_CAST(trim({c}) AS INTEGER) IS NOT NULL"
+                select.append(f"CASE WHEN {ok} THEN TRY_CAST(trim({c}) AS INTEGER) END AS minutes_late")
+                select.append(f"CASE WHEN NULLIF(trim({c}), '') IS NOT NULL AND NOT ({ok}) THEN {c} END AS _bad_minutes")
             elif typ in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT"):
-                select.append(f"CASE WHEN {c} >= 0 THEN CAST({c} AS INTEGER) END AS minutes_late")
-                select.append(f"CASE WHEN {c} < 0 THEN CAST({c} AS VARCHAR) END AS _bad_minutes")
+                select.append(f"CASE WHEN {c} >= 0 THEN TRY_CAST({c} AS INTEGER) END AS minutes_late")
+                select.append(f"CASE WHEN {c} < 0 OR TRY_CAST({c} AS INTEGER) IS NULL AND {c} IS NOT NULL "
+                              f"THEN CAST({c} AS VARCHAR) END AS _bad_minutes")
             else:
                 select.append(f"TRY_CAST({c} AS INTEGER) AS minutes_late")
-                select.append(f"CASE WHEN {c} IS NOT NULL AND ({c} < 0 OR {c} <> TRY_CAST({c} AS INTEGER)) THEN CAST({c} AS VARCHAR) END AS _bad_minutes")
+                select.append(f"CASE WHEN {c} IS NOT NULL AND ({c} < 0 OR TRY_CAST({c} AS INTEGER) IS NULL "
+                              f"OR {c} <> TRY_CAST({c} AS INTEGER)) THEN CAST({c} AS VARCHAR) END AS _bad_minutes")
         else:
             select += ["CAST(NULL AS INTEGER) AS minutes_late", "CAST(NULL AS VARCHAR) AS _bad_minutes"]
         select.append(f"{date_bad or 'CAST(NULL AS VARCHAR)'} AS _bad_date")
@@ -931,7 +1019,7 @@ class _Loader:
 
     def stage_calendar(self, src: _Source) -> bool:
         cols = src.columns
-        date_value, date_bad = _date_from(*cols["date"])
+        date_value, date_bad = _date_from(*cols["date"], trim=True)
         term_text = f"lower(trim(CAST({_q(cols['term'][0])} AS VARCHAR)))"
         half_text = f"trim(CAST({_q(cols['half_term'][0])} AS VARCHAR))"
         select = [

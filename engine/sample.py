@@ -26,7 +26,8 @@ What the data contain, and why (each is something a policy or a test must cope w
   pupils on a part-time timetable until their `integration_end`; `K`, `V`, `P`, `W`, `S`, `J1`,
   `B`, `C1`, `E`, `R`, `T` at realistic low rates.
 * Year groups R..6 at primaries, 7..11 at secondaries (every fourth school); reg groups such as
-  `3B` or `9K`; attributes `sen` (N/K/E), `ehcp`, `fsm`, `cin`, `lac`, `integration_end`.
+  `3B` or `9K`; attributes `sen` (N/K/E), `ehcp`, `fsm`, `cin`, `social_worker` (children in need and looked-after
+  children), `lac`, `integration_end`.
   With one school the files have no school_id column (the register's default school).
 """
 
@@ -170,6 +171,7 @@ def generate_sample(pupils: int, schools: int, seed: int, out_dir, academic_year
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     con = connection or duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # never drawn over the command's output
     seed = int(seed)
 
     import pyarrow as pa
@@ -409,7 +411,7 @@ def generate_sample(pupils: int, schools: int, seed: int, out_dir, academic_year
     """).fetchone()[0]
     con.execute(f"""
         COPY (SELECT {school_col}pupil_id, year_group, reg_group, date_of_birth, joined_on, left_on,
-                     sen, sen = 'E' AS ehcp, fsm, cin, lac, integration_end
+                     sen, sen = 'E' AS ehcp, fsm, cin, cin OR lac AS social_worker, lac, integration_end
               FROM _sample_pupil_facts ORDER BY pupil_idx) TO '{files["pupils"]}' {options}
     """)
     con.execute(f"""

@@ -52,6 +52,19 @@ def open_days(first: date, last: date) -> list[date]:
     return out
 
 
+def open_days_back(last: date, n: int) -> list[date]:
+    """The n most recent open school days on or before `last`, oldest first: `last` itself (when
+    open) is the first day counted back, so open_days_back(d, n)[0] is "the n-th school day back"."""
+    out, day = [], last
+    while len(out) < n:
+        if day < CALENDAR_START:
+            raise AssertionError(f"fewer than {n} open days on or before {last} in the test calendar")
+        if is_open(day):
+            out.append(day)
+        day -= timedelta(days=1)
+    return out[::-1]
+
+
 PRESENT = {"AM": "/", "PM": "\\"}
 
 
@@ -97,6 +110,12 @@ class RegisterBuilder:
                 self.mark(pupil_id, d, s, code)
                 out.append((d, s))
         return out
+
+    def code_sessions(self, pupil_id: str, first: date, count: int, code: str) -> "RegisterBuilder":
+        """As `sessions` (code `count` consecutive open sessions from first's AM), returning the
+        builder so calls can be chained."""
+        self.sessions(pupil_id, first, count, code)
+        return self
 
     def write(self, folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)

@@ -270,3 +270,23 @@ def test_usage_errors_exit_2(rollbook, args, code):
 def test_version(rollbook):
     result = rollbook("--version")
     assert result.returncode == 0 and result.stdout.startswith("rollbook ")
+
+
+def test_parallel_check_reports_exactly_what_one_process_does(tmp_path):
+    from engine.api import PARALLEL_CHECK_FROM, check_policy_files
+
+    shutil.copy(REPO / "policies" / "national.yaml", tmp_path / "national.yaml")
+    school = (REPO / "policies" / "mason-moor.yaml").read_text(encoding="utf-8")
+    files = [tmp_path / "national.yaml"]
+    for i in range(PARALLEL_CHECK_FROM):
+        path = tmp_path / f"school-{i:03}.yaml"
+        text = school.replace("id: mason-moor", f"id: mason-moor-{i}")
+        if i % 7 == 0:  # some files with an error, so diagnostics travel back from the workers
+            text = text.replace("ever > medical_evidence_sessions", "ever > medical_evidence_sesions")
+        path.write_text(text, encoding="utf-8")
+        files.append(path)
+    one = check_policy_files(files, jobs=1)
+    many = check_policy_files(files, jobs=2)
+    assert [(r.path, r.ok, r.policy_id, r.rules, [d.as_dict() for d in r.diagnostics]) for r in one] == \
+           [(r.path, r.ok, r.policy_id, r.rules, [d.as_dict() for d in r.diagnostics]) for r in many]
+    assert sum(not r.ok for r in one) == len(range(0, PARALLEL_CHECK_FROM, 7))

@@ -91,22 +91,31 @@ def fire_durable(plan, facts, connection) -> list[Firing]:
             if not columns:
                 continue
             select = ", ".join(f'"{c}"' for c in columns)
+            # Per column, decided once: a plain field, or a comparison's (defined, left, right).
+            layout = []
+            for i, column in enumerate(columns):
+                if column.endswith("_r"):
+                    continue
+                if column.endswith("_l"):
+                    right_column = column[:-2] + "_r"
+                    layout.append((i, columns.index(right_column), column, right_column,
+                                   _field(column[:-2] + "_d"), _field(column), _field(right_column)))
+                else:
+                    layout.append((i, None, column, None, None, _field(column), None))
             cursor = connection.execute(f"SELECT school_id, subject_id, {select} FROM {table}")
             for n, row in enumerate(cursor.fetchall()):
                 fact = {"fact_key": f"{scope}:{n}", "scope": scope, "school_id": row[0], "subject_id": row[1]}
-                values = dict(zip(columns, row[2:]))
-                for column, value in values.items():
-                    if column.endswith("_r"):
+                values = row[2:]
+                for i, j, column, right_column, defined_field, field, right_field in layout:
+                    value = values[i]
+                    if j is None:
+                        fact[field] = 0 if value is None else _exact(column, value)
                         continue
-                    if column.endswith("_l"):
-                        right_column = column[:-2] + "_r"
-                        left, right = value, values[right_column]
-                        defined = left is not None and right is not None
-                        fact[_field(column[:-2] + "_d")] = 1 if defined else 0
-                        fact[_field(column)] = _exact(column, left) if defined else 0
-                        fact[_field(right_column)] = _exact(right_column, right) if defined else 0
-                    else:
-                        fact[_field(column)] = 0 if value is None else _exact(column, value)
+                    right = values[j]
+                    defined = value is not None and right is not None
+                    fact[defined_field] = 1 if defined else 0
+                    fact[field] = _exact(column, value) if defined else 0
+                    fact[right_field] = _exact(right_column, right) if defined else 0
                 try:
                     assert_fact(name, fact)
                 except Exception as exc:  # MessageNotHandledException: no rule matched this subject
