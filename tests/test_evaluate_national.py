@@ -12,30 +12,16 @@ from pathlib import Path
 import pytest
 
 from engine.act import PriorAction
-from engine.api import RollbookError, evaluate
-from engine.rules import durable_available
+from engine.api import RollbookError
 
+from .evaluation import ENGINES, evaluate_register, fired, measure
 from .registers import RegisterBuilder, open_days
 
 NATIONAL = Path(__file__).resolve().parent.parent / "policies" / "national.yaml"
-ENGINES = ["builtin"] + (["durable"] if durable_available()[0] else [])
 
 
 def run(builder: RegisterBuilder, tmp_path: Path, as_of: date, policy: Path = NATIONAL, prior=None, engine="builtin"):
-    folder = builder.write(tmp_path / f"register-{len(list(tmp_path.iterdir()))}")
-    return evaluate(policy, folder, as_of, prior_actions=prior, rules_engine=engine)
-
-
-def fired(actions, rule: str) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for a in actions:
-        if a["rule"] == rule:
-            out.setdefault(a["subject"]["id"], []).append(a)
-    return out
-
-
-def measure(action: dict, text: str) -> dict:
-    return next(m for m in action["evidence"]["measures"] if m["measure"] == text)
+    return evaluate_register(policy, builder, tmp_path, as_of, prior, engine)
 
 
 # ---- persistent and severe absence ---------------------------------------------------------

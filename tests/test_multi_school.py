@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from engine.api import evaluate
-from engine.rules import durable_available
 
+from .evaluation import ENGINES
 from .registers import RegisterBuilder, open_days
 
 NATIONAL = Path(__file__).resolve().parent.parent / "policies" / "national.yaml"
-ENGINES = ["builtin"] + (["durable"] if durable_available()[0] else [])
 FIRST, AS_OF = date(2025, 9, 3), date(2025, 9, 16)  # 10 open days: 20 possible sessions
 
 

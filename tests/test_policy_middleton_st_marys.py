@@ -11,53 +11,26 @@ Mon 3 Nov - Fri 19 Dec; Christmas 22 Dec - 2 Jan; spring opens Mon 5 Jan 2026. O
 
 from __future__ import annotations
 
-import functools
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from engine.act import PriorAction
-from engine.api import check_policy_file, evaluate
-from engine.rules import durable_available
 
+from .evaluation import ENGINES, evaluate_register, fired, measure, window
 from .registers import RegisterBuilder, open_days
 
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "middleton-st-marys.yaml"
-ENGINES = ["builtin"] + (["durable"] if durable_available()[0] else [])
 AUTUMN = date(2025, 9, 3)
 
 
-@functools.cache
-def policy():
-    result = check_policy_file(POLICY)
-    assert result.ok, result.diagnostics
-    return result.policy
-
-
 def run(builder: RegisterBuilder, tmp_path: Path, as_of: date, prior=None, engine: str = "builtin") -> list[dict]:
-    folder = builder.write(tmp_path / f"register-{len(list(tmp_path.iterdir()))}")
-    return evaluate(policy(), folder, as_of, prior_actions=prior, rules_engine=engine)
-
-
-def fired(actions, rule: str) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for a in actions:
-        if a["rule"] == rule:
-            out.setdefault(a["subject"]["id"], []).append(a)
-    return out
-
-
-def measure(action: dict, text: str) -> dict:
-    return next(m for m in action["evidence"]["measures"] if m["measure"] == text)
+    return evaluate_register(POLICY, builder, tmp_path, as_of, prior, engine)
 
 
 def prior(rule: str, verb: str, subject: str, *days: date, kind: str = "pupil") -> list[PriorAction]:
     return [PriorAction(rule, verb, kind, subject, "", d) for d in days]
-
-
-def window(m: dict) -> tuple[str, str]:
-    return m["window"]["start"], m["window"]["end"]
 
 
 # ---- fast-track (fixed id) ------------------------------------------------------------------------

@@ -13,44 +13,21 @@ Wed 3 Sep 2025, half term Mon 27 - Fri 31 Oct, autumn closes Fri 19 Dec, spring 
 from __future__ import annotations
 
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
 
 from engine.act import PriorAction
-from engine.api import check_policy_file, evaluate
-from engine.rules import durable_available
 
+from .evaluation import ENGINES, evaluate_register, fired, measure
 from .registers import RegisterBuilder, open_days, open_days_back
 
 NATIONAL = Path(__file__).resolve().parent.parent / "policies" / "national.yaml"
-ENGINES = ["builtin"] + (["durable"] if durable_available()[0] else [])
 AUTUMN_START = date(2025, 9, 3)
 
 
-@lru_cache(maxsize=None)
-def checked(path: Path):
-    result = check_policy_file(path)
-    assert result.ok, result.diagnostics
-    return result.policy
-
-
 def run(builder: RegisterBuilder, tmp_path: Path, as_of: date, prior=None, engine="builtin"):
-    folder = builder.write(tmp_path / f"register-{len(list(tmp_path.iterdir()))}")
-    return evaluate(checked(NATIONAL), folder, as_of, prior_actions=prior, rules_engine=engine)
-
-
-def fired(actions, rule: str) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for a in actions:
-        if a["rule"] == rule:
-            out.setdefault(a["subject"]["id"], []).append(a)
-    return out
-
-
-def measure(action: dict, text: str) -> dict:
-    return next(m for m in action["evidence"]["measures"] if m["measure"] == text)
+    return evaluate_register(NATIONAL, builder, tmp_path, as_of, prior, engine)
 
 
 def prior(rule: str, verb: str, on: date, subject: str = "P1", **kw) -> PriorAction:

@@ -9,11 +9,10 @@ from datetime import date
 import pytest
 
 from engine.api import evaluate
-from engine.rules import durable_available
 
+from .evaluation import ENGINES
 from .registers import RegisterBuilder
 
-ENGINES = ["builtin"] + (["durable"] if durable_available()[0] else [])
 POLICY = """\
 rollbook: 1
 id: text-comparisons
