@@ -200,6 +200,50 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
+# ---- rollbook diff ---------------------------------------------------------------------------
+
+def cmd_diff(args) -> int:
+    from .api import RollbookError
+    from .policy_diff import DEFAULT_LIST_LIMIT, diff_policy_files, render_text, to_json
+    from .rules import RulesEngineUnavailable, durable_available
+
+    if (args.register is None) != (args.as_of is None):
+        print("error: --register and --as-of go together: give both to compare actions, or neither for the "
+              "structural diff only", file=sys.stderr)
+        return EXIT_USAGE
+    if args.prior and args.register is None:
+        print("error: --prior needs --register and --as-of", file=sys.stderr)
+        return EXIT_USAGE
+    engine = args.rules_engine
+    if engine == "auto":
+        engine = "durable" if durable_available()[0] else "builtin"
+    try:
+        outcome = diff_policy_files(args.old, args.new, args.register, args.as_of, args.prior, engine)
+    except RollbookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.problems:
+            print(_render_problems(exc.problems), file=sys.stderr)
+        return EXIT_PROBLEMS
+    except RulesEngineUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    if outcome.diff is None:
+        shown = set()
+        for check in (outcome.old_check, outcome.new_check):
+            if not check.ok and check.path not in shown:
+                shown.add(check.path)
+                problems = [d for d in check.diagnostics if d.severity == ERROR] or check.diagnostics
+                print(render(problems, check.sources), file=sys.stderr)
+                print(f"error: {check.path} does not pass `rollbook check`; nothing was compared", file=sys.stderr)
+        return EXIT_PROBLEMS
+    diff = outcome.diff
+    if args.format == "json":
+        print(json.dumps(to_json(diff), indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(render_text(diff, None if args.all else DEFAULT_LIST_LIMIT))
+    return EXIT_PROBLEMS if (args.exit_code and diff.differences) else EXIT_OK
+
+
 # ---- rollbook sample -------------------------------------------------------------------------
 
 def cmd_sample(args) -> int:
@@ -261,6 +305,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="durable: durable-rules (Python 3.11/3.12); builtin: the built-in evaluator (same answers); "
                         "auto (default): durable where it can be imported, else builtin")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("diff", help="compare two versions of a policy: rule changes and their impact on actions",
+                       description="Compare two versions of a policy after `extends` is applied: header fields, "
+                                   "attributes, parameters and rules (matched by id) added, removed or changed, each "
+                                   "with file:line of both sides. With --register and --as-of, evaluate both versions "
+                                   "on the same register (and --prior actions) and report, per rule, the actions "
+                                   "gained and lost with the subjects, and the actions whose params or evidence "
+                                   "changed. Both files must pass `rollbook check`. Exit 0 (also when there are "
+                                   "differences, unless --exit-code), 1 for a policy or register problem, 2 for a "
+                                   "bad command line. See docs/diff.md.",
+                       epilog="Example: rollbook diff policies/burton-hathow.yaml policies/burton-hathow-90.yaml "
+                              "--register examples/sample-register --as-of 2026-03-13")
+    p.add_argument("old", metavar="OLD", help="the old version of the policy file")
+    p.add_argument("new", metavar="NEW", help="the new version of the policy file")
+    p.add_argument("--register", metavar="PATH", help="a register folder to evaluate both versions on (needs --as-of)")
+    p.add_argument("--as-of", metavar="YYYY-MM-DD", help="the date to evaluate both versions on")
+    p.add_argument("--prior", metavar="FILE", help="prior actions (JSON Lines) both versions read")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text for people; json: complete, stable (format 1, docs/diff.md)")
+    p.add_argument("--all", action="store_true",
+                   help="list every subject (text lists 10 per line, then \"and N more\")")
+    p.add_argument("--exit-code", action="store_true",
+                   help="exit 1 when the versions differ (structurally or in actions), like `git diff --exit-code`")
+    p.add_argument("--rules-engine", choices=("auto", "durable", "builtin"), default="auto",
+                   help="as for `rollbook eval` (both versions use the same engine)")
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("sample", help="write a realistic synthetic register",
                        description="Write a synthetic register (marks, pupils, calendar) for one English academic "
