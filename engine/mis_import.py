@@ -389,7 +389,7 @@ def parse_column_map(items: list[str]) -> tuple[dict[str, str], list[str]]:
                 pass
             else:
                 guess = did_you_mean(target, list(FIELD_ALIASES) + [IGNORE])
-                problems.append(f"--map {item!r}: unknown field {target!r}" + (f" (did you mean {guess!r}?)" if guess else "")
+                problems.append(f"--map {item!r}: unknown field {target!r}" + (f" ({guess})" if guess else "")
                                 + f"; fields: {', '.join(FIELD_ALIASES)}, {IGNORE}, or {CUSTOM_PREFIX}NAME for another pupil attribute")
                 continue
         mapping[alias_key(column)] = target
@@ -442,7 +442,7 @@ def _find_header(rows, column_map, result: ImportResult, file: str) -> int | Non
     for n, (line, cells) in enumerate(rows[:HEADER_SEARCH_ROWS]):
         if any(alias_key(c) in ids for c in cells):
             if n:
-                result.notes.append(f"{file}: skipped {n} line(s) above the header (lines {rows[0][0]}-{line - 1})")
+                result.notes.append(f"{file}: skipped {n} line(s) above the header ({_lines(rows[0][0], line - 1)})")
             return n
     looked = ", ".join(FIELD_ALIASES["pupil_id"][1:6])
     result.errors.append(f"{file}: no pupil id column in the first {HEADER_SEARCH_ROWS} rows (looked for {looked}, ...) "
@@ -1046,3 +1046,7 @@ def write_report(result: ImportResult, out: Path, written: bool, register_proble
     (out / REPORT_CSV).write_text(_csv_text(rows, list(REPORT_COLUMNS)), encoding="utf-8")
     (out / REPORT_JSON).write_text(json.dumps(report_document(result, written, register_problems), indent=2,
                                               ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _lines(first: int, last: int) -> str:
+    return f"line {first}" if first == last else f"lines {first}-{last}"
