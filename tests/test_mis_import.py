@@ -467,3 +467,13 @@ def test_an_existing_register_is_replaced_only_with_force(rollbook, tmp_path):
     assert run.returncode == 1
     # The failed import leaves its report and no stale register from the earlier one.
     assert sorted(p.name for p in out.iterdir()) == ["import-report.csv", "import-report.json"]
+
+
+def test_the_docs_alias_table_is_the_code():
+    text = (REPO / "docs" / "mis-import.md").read_text(encoding="utf-8")
+    block = text.split("<!-- aliases-table -->", 1)[1].split("<!-- /aliases-table -->", 1)[0]
+    table = {}
+    for line in block.strip().splitlines()[2:]:
+        field_cell, aliases_cell = [c.strip() for c in line.strip().strip("|").split("|")]
+        table[field_cell.strip("`")] = [a.strip().strip("`") for a in aliases_cell.split(",") if a.strip()]
+    assert table == {f: [a for a in aliases if a != f] for f, aliases in FIELD_ALIASES.items()}
