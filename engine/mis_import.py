@@ -21,6 +21,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date
 from pathlib import Path
 
@@ -91,6 +92,7 @@ def alias_key(name: str) -> str:
 ALIAS_INDEX = {alias_key(a): f for f, aliases in FIELD_ALIASES.items() for a in (f, *aliases)}
 
 
+@lru_cache(maxsize=4096)
 def column_letter(index: int) -> str:
     """Spreadsheet column name of a 0-based index (0 -> A, 26 -> AA)."""
     letters = ""
@@ -128,7 +130,7 @@ class Unmapped:
                 "value": self.value, "reason": self.reason, "hint": self.hint}
 
 
-@dataclass
+@dataclass(slots=True)
 class Mark:
     pupil_id: str
     school_id: str
@@ -218,6 +220,7 @@ def _make_date(y: int, m: int, d: int, text: str) -> DateReading:
         return DateReading(None, f"'{text}' is not a real date", DATE_HINT)
 
 
+@lru_cache(maxsize=65536)
 def read_date(text: str, order: str = "dmy") -> DateReading:
     """Read one export date: dd/mm/yyyy and d/m/yyyy (or mm/dd with order='mdy'), yyyy-mm-dd,
     dd-Mon-yyyy; an optional leading weekday (checked) and a trailing midnight time (Excel) are
@@ -292,6 +295,7 @@ class DateReader:
         return r
 
 
+@lru_cache(maxsize=1024)
 def read_session(text: str) -> str | None:
     """AM or PM from 'AM', 'pm', 'Morning', 'Afternoon', 'a.m.'; None otherwise."""
     return SESSION_WORDS.get(alias_key(text))
@@ -308,6 +312,7 @@ class CodeReading:
     no_mark: bool = False
 
 
+@lru_cache(maxsize=4096)
 def read_code(text: str) -> CodeReading:
     """A national code exactly as written (after trimming spaces); anything else says why not."""
     value = text.strip()
@@ -485,6 +490,7 @@ class _PupilBuilder:
         self.dates = dates
         self.first_line: dict[tuple, dict[str, tuple[str, int]]] = {}
         self.conflicted: set[tuple] = set()
+        self.last_seen: dict[tuple, tuple] = {}  # the pupil's values as last read: a long export repeats them
 
     def normalise(self, f: str, value: str) -> tuple[str | None, str | None, str | None]:
         """(value to write, reason it cannot be read, hint)."""
@@ -516,6 +522,10 @@ class _PupilBuilder:
     def add(self, key: tuple, values: dict[str, tuple[str, int | None, str]], line: int, file: str) -> None:
         """values: field -> (text, column index, header). An empty value says nothing; a value
         that cannot be read is reported once per pupil; two different values are a conflict."""
+        raw = tuple((f, text) for f, (text, _, _) in values.items())
+        if self.last_seen.get(key) == raw:
+            return
+        self.last_seen[key] = raw
         pupil = self.result.pupils.setdefault(key, {})
         seen = self.first_line.setdefault(key, {})
         for f, (text, index, header) in values.items():
