@@ -263,6 +263,69 @@ def cmd_sample(args) -> int:
     return EXIT_OK
 
 
+# ---- rollbook import -------------------------------------------------------------------------
+
+def cmd_import(args) -> int:
+    from .mis_import import (
+        existing_outputs, import_export, parse_column_map, write_register, write_report,
+    )
+    from .text_encoding import known_encoding
+
+    column_map, problems = parse_column_map(args.map or [])
+    if args.encoding and not known_encoding(args.encoding):
+        problems.append(f"--encoding {args.encoding!r} is not an encoding Python knows (e.g. utf-8, cp1252, latin-1)")
+    if args.calendar and not Path(args.calendar).is_file():
+        problems.append(f"--calendar {args.calendar}: no such file")
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    if problems:
+        return EXIT_USAGE
+    out = Path(args.out)
+    existing = existing_outputs(out)
+    if existing and not args.force:
+        print(f"error: {out} already holds {', '.join(p.name for p in existing)}; choose another folder or pass "
+              f"--force to replace them", file=sys.stderr)
+        return EXIT_PROBLEMS
+    result = import_export(args.file, args.shape, pupils=args.pupils, column_map=column_map,
+                           encoding=args.encoding, date_order=args.date_order)
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.errors:
+        for e in result.errors:
+            print(f"error: {e}", file=sys.stderr)
+        print(f"error: nothing was imported from {args.file}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    for u in result.unmapped:
+        print(u)
+    for p in existing:  # --force: no stale register may survive next to this import's report
+        p.unlink()
+    dropped = len(result.unmapped)
+    summary = (f"read {result.rows_read} {'row' if result.shape == 'grid' else 'mark row'}"
+               f"{'' if result.rows_read == 1 else 's'} ({result.shape} export, {result.encoding}): "
+               f"{_plural(len(result.marks), 'mark')} for {_plural(len(result.pupils), 'pupil')}, "
+               f"{dropped} row{'' if dropped == 1 else 's'} or cell{'' if dropped == 1 else 's'} not mapped")
+    print(summary)
+    if dropped and not args.allow_unmapped:
+        write_report(result, out, written=False)
+        print(f"error: {dropped} row(s) or cell(s) could not be mapped (listed above and in {out / 'import-report.csv'}); "
+              f"no register was written (hint: correct the export and import it again, or pass --allow-unmapped to "
+              f"write the {_plural(len(result.marks), 'mark')} that could be read)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    register_problems = write_register(result, out, Path(args.calendar) if args.calendar else None)
+    write_report(result, out, written=not register_problems, register_problems=register_problems)
+    if register_problems:
+        for p in register_problems:
+            print(f"error: {p}", file=sys.stderr)
+        print(f"error: the imported register does not load, so none was written to {out}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    files = "marks.csv, pupils.csv" + (", calendar" + Path(args.calendar).suffix.lower() if args.calendar else "")
+    print(f"wrote {files} and import-report.csv/.json to {out}")
+    if dropped:
+        print(f"warning: the register in {out} is incomplete: {dropped} row(s) or cell(s) of the export were left "
+              f"out (--allow-unmapped); import-report.csv lists them", file=sys.stderr)
+    return EXIT_OK
+
+
 # ---- the parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -347,6 +410,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to write")
     p.add_argument("--force", action="store_true", help="overwrite register files in a non-empty folder")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("import", help="turn an MIS attendance export into a register",
+                       description="Read a school MIS attendance export (SIMS, Arbor, Bromcom...) and write a register "
+                                   "(marks.csv, pupils.csv) that `rollbook eval` reads. Two shapes: `long`, a row per "
+                                   "pupil per session (or per day with AM and PM mark columns), and `grid`, a row per "
+                                   "pupil and a column per session. Headers are matched through a table of MIS "
+                                   "spellings (UPN, Adno, Reg Group, Mark...); dates are read day first (dd/mm/yyyy), "
+                                   "never guessed; marks must be national codes. Every row or cell that cannot be "
+                                   "mapped is listed with file, line, column and reason, on stdout and in "
+                                   "DIR/import-report.csv and .json; then nothing is written (exit 1) unless "
+                                   "--allow-unmapped. See docs/mis-import.md.",
+                       epilog="Example: rollbook import --from long examples/mis/attendance-long.csv --out /tmp/reg && "
+                              "rollbook eval --policy policies/national.yaml --register /tmp/reg --as-of 2025-09-26")
+    p.add_argument("--from", dest="shape", required=True, choices=("long", "grid"), help="the shape of the export")
+    p.add_argument("file", metavar="FILE", help="the export (CSV, comma- or tab-separated)")
+    p.add_argument("--out", required=True, metavar="DIR", help="the register folder to write")
+    p.add_argument("--pupils", metavar="FILE", help="a separate pupil list export (same header aliases) to take the "
+                                                     "pupils from, instead of the export's pupil columns")
+    p.add_argument("--calendar", metavar="FILE", help="a calendar file in the register format (docs/register-format.md), "
+                                                      "copied in; without it the engine infers the calendar from the marks")
+    p.add_argument("--map", action="append", metavar="COLUMN=FIELD",
+                   help="read COLUMN as FIELD (pupil_id, date, session, code, am_code, pm_code, year_group, reg_group, "
+                        "..., ignore, or pupil.NAME for another pupil attribute); repeatable")
+    p.add_argument("--encoding", metavar="NAME", help="read the files in this encoding (default: UTF-8, with or "
+                                                      "without BOM, else Windows-1252, as the report says)")
+    p.add_argument("--date-order", choices=("dmy", "mdy"), default="dmy",
+                   help="dmy (default): 03/09/2025 is 3 September; mdy only for an export known to be month first")
+    p.add_argument("--allow-unmapped", action="store_true",
+                   help="write the rows that could be read even when others could not (the report lists what was left out)")
+    p.add_argument("--force", action="store_true", help="replace register and report files already in DIR")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("fmt", help="rewrite policy files in the canonical layout",
                        description="Rewrite policy files in one canonical layout: keys in the documented order, "
