@@ -624,6 +624,39 @@ WINDOW_KINDS = {
 }
 
 
+# What each window means, in words a parent can read (`rollbook render` publishes these). Keys
+# are the window kinds of the condition language (engine.ast.WINDOW_KINDS, with `last` split by
+# unit); the bounds above and in docs/semantics.md are the exact definitions these summarise.
+WINDOW_MEANINGS = {
+    "school_weeks": "the last N school weeks: the N most recent weeks (Monday to Sunday) in which the "
+                    "school was open for at least one session, up to and including the day of the check. "
+                    "Holidays are skipped, so the period can reach back across half terms, terms and "
+                    "academic years",
+    "school_days": "the last N school days: the N most recent days on which the school was open, up to "
+                   "and including the day of the check",
+    "days": "the last N days: calendar days, holidays included, up to and including the day of the check",
+    "weeks": "the last N weeks: 7 × N calendar days, holidays included, up to and including the day of "
+             "the check",
+    "years": "the last N years: from the day after the same date N years earlier up to and including "
+             "the day of the check",
+    "this_school_week": "this school week: from the Monday of the current school week up to the day of "
+                        "the check",
+    "this_half_term": "this half term: from the first day of the current half term up to the day of the "
+                      "check (in a holiday, the half term that has just ended)",
+    "this_term": "this term: from the first day of the current term up to the day of the check (in a "
+                 "holiday, the term that has just ended)",
+    "previous_term": "the previous term: the whole of the term before the current one",
+    "this_and_previous_term": "this and the previous term: from the first day of the previous term up "
+                              "to the day of the check",
+    "this_academic_year": "this academic year: from the first day of the current school year (which "
+                          "runs from September to August) up to the day of the check",
+    "previous_academic_year": "the previous academic year: the whole of the school year before the "
+                              "current one",
+    "since": "since a date: from that date up to and including the day of the check",
+    "ever": "ever: every session the pupil has had at the school, up to the day of the check",
+}
+
+
 def window(cal: SchoolCalendar, kind: str, as_of: date, n: int | None = None, start: date | None = None) -> Window | None:
     """Dispatch to the window function named `kind` (see WINDOW_KINDS)."""
     if kind in ("school_weeks", "school_days"):

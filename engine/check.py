@@ -112,6 +112,8 @@ class CheckedPolicy:
     attributes: dict[str, str]
     rules: tuple[Rule, ...]
     disabled: dict[str, str] = field(default_factory=dict)
+    # What each attribute is, for readers: the built-in descriptions and the policy's own.
+    attribute_descriptions: dict[str, str] = field(default_factory=dict)
 
     def rule(self, rule_id: str) -> Rule:
         return next(r for r in self.rules if r.id == rule_id)
@@ -660,6 +662,9 @@ def check_policy(merged: MergedPolicy) -> tuple[CheckedPolicy | None, list[Diagn
         id=header["id"], title=header["title"], version=str(header["version"]), path=merged.path,
         sha256=policy_sha256(merged), header=header, chain=tuple(d.path for d in merged.chain),
         parameters=parameters, attributes=dict(ctx.all_attributes), rules=tuple(rules), disabled=disabled,
+        attribute_descriptions={**{name: d for name, (_, d) in BUILTIN_ATTRIBUTES.items()},
+                                **{name: loc.value["description"] for name, loc in merged.attributes.items()
+                                   if loc.value.get("description")}},
     ), diagnostics
 
 

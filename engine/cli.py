@@ -326,6 +326,29 @@ def cmd_import(args) -> int:
     return EXIT_OK
 
 
+# ---- rollbook render -------------------------------------------------------------------------
+
+def cmd_render(args) -> int:
+    from .api import check_policy_file
+    from .render import render_policy
+
+    if not Path(args.policy).is_file():
+        print(f"error: no such policy file: {args.policy}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    result = check_policy_file(args.policy)
+    if not result.ok:
+        print(render(result.diagnostics, result.sources), file=sys.stderr)
+        print(f"error: {args.policy} does not pass `rollbook check`; nothing was rendered", file=sys.stderr)
+        return EXIT_PROBLEMS
+    text = render_policy(result.policy, args.format)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote {args.out} ({len(result.policy.rules)} rules)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 # ---- the parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -448,6 +471,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="policy files or folders")
     p.add_argument("--check", action="store_true", help="change nothing; exit 1 if any file is not formatted")
     p.set_defaults(func=cmd_fmt)
+
+    p = sub.add_parser("render", help="write a policy as plain English a school can publish",
+                       description="Write a policy as plain English for parents and staff: every rule (inherited "
+                                   "ones included), grouped by the step it leads to, with what triggers it, what "
+                                   "happens, how often, escalations, limits and its source quote; then how the "
+                                   "policy counts (codes, rates, periods) and the policy's version and SHA-256. "
+                                   "Generated from the checked policy, so the words match the rules that run. A "
+                                   "policy with errors is not rendered: the errors are printed and the exit code is 1.",
+                       epilog="Example: rollbook render --policy policies/burton-hathow.yaml --format html "
+                              "--out burton-hathow.html")
+    p.add_argument("--policy", required=True, metavar="FILE", help="the policy file (it may extend others)")
+    p.add_argument("--format", choices=("md", "html"), default="md",
+                   help="md: Markdown (default); html: one self-contained page (inline CSS, no scripts)")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("schema", help="print a JSON Schema",
                        description="Print one of Rollbook's JSON Schemas (public, versioned contracts).")

@@ -32,6 +32,22 @@ DERIVED_CATEGORIES = {
 }
 CATEGORIES = {**{c: (c,) for c in BASE_CATEGORIES}, **DERIVED_CATEGORIES}
 
+# What each category means, in words a parent can read (`rollbook render` publishes these).
+CATEGORY_MEANINGS = {
+    PRESENT: "present at school",
+    APPROVED_ACTIVITY: "attending an approved educational activity away from the school",
+    AUTHORISED: "authorised absence",
+    UNAUTHORISED: "unauthorised absence",
+    NOT_POSSIBLE: "not a possible session: in no count of attendance or absence",
+    "attending": "attendance: present at school or at an approved educational activity",
+    "absent": "absence, authorised or unauthorised",
+    "possible": "a possible session: every session except those that are not possible",
+}
+
+# Each rate is the sessions of this category as a share of possible sessions (DfE definitions).
+RATE_NUMERATORS = {"attendance": "attending", "absence": "absent", "authorised_absence": AUTHORISED,
+                   "unauthorised_absence": UNAUTHORISED}
+
 
 @dataclass(frozen=True)
 class Code:

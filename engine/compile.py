@@ -20,7 +20,7 @@ from fractions import Fraction
 
 from . import ast
 from .check import CheckedPolicy, Rule
-from .codes import national_codes
+from .codes import RATE_NUMERATORS, national_codes
 
 # ---- the plan's data types ----------------------------------------------------------------
 
@@ -260,8 +260,7 @@ class _RuleCompiler:
         if isinstance(node, ast.Rate):
             window = self.window(node.window)
             catalogue = national_codes()
-            numerator_category = {"attendance": "attending", "absence": "absent", "authorised_absence": "authorised",
-                                  "unauthorised_absence": "unauthorised"}[node.kind]
+            numerator_category = RATE_NUMERATORS[node.kind]
             numerator = self._metric(MetricSpec("sessions", window, catalogue.codes_in(numerator_category)))
             denominator = self._metric(MetricSpec("sessions", window, catalogue.codes_in("possible")))
             return RateRef(numerator, denominator)
