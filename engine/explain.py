@@ -566,17 +566,19 @@ def _explain_attribute_test(ctx: _RuleContext, node, holds) -> dict:
         v = ctx.row.get(node.value.name)
         shown = "empty" if v is None else str(v).lower()
         expected = "true" if node.expected else "false"
-        verdict = "so this is unknown and treated as not met" if holds is None else ("it holds" if holds else "it does not hold")
-        return {"value": shown, "says": f"pupil.{node.value.name} is {shown}; the condition needs {expected}: {verdict}"}
+        verdict = (", so this is unknown and treated as not met" if holds is None else
+                   (": it holds" if holds else ": it does not hold"))
+        return {"value": shown, "says": f"pupil.{node.value.name} is {shown}; the condition needs {expected}{verdict}"}
     if isinstance(node, Membership):
         value = ctx.reader.value(node.value)
         shown = _value_words(node.value, value, isinstance(node.value, RateRef))
         options = ", ".join(str(o.name) if isinstance(o, AttributeRef) else _number_text(o) if isinstance(o, Fraction)
                             else f'"{o}"' for o in node.options)
         need = ("not one of" if node.negated else "one of") if len(node.options) > 1 else ("not" if node.negated else "")
-        verdict = "so this is unknown and treated as not met" if holds is None else ("it holds" if holds else "it does not hold")
+        verdict = (", so this is unknown and treated as not met" if holds is None else
+                   (": it holds" if holds else ": it does not hold"))
         return {"value": shown, "says": f"{_expr_words(node.value, ctx.measures)} is {shown}; the condition needs "
-                                        f"{need + ' ' if need else ''}{options}: {verdict}"}
+                                        f"{need + ' ' if need else ''}{options}{verdict}"}
     raise TypeError(node)
 
 
@@ -725,6 +727,18 @@ def explain_pupil(policy, register, as_of, pupil_id: str, school_id: str | None 
     for problems in the input; a pupil not on roll on `as_of` raises ExplainError whose `partial`
     holds what can still be explained.
     """
+    result = explain_pupils(policy, register, as_of, [(pupil_id, school_id)], prior_actions, rule_id)[0]
+    if not result["pupil"]["on_roll"]:
+        raise ExplainError(f"pupil {pupil_id} is not on roll on {result['as_of']}: {result['pupil']['not_on_roll']}",
+                           partial=result)
+    return result
+
+
+def explain_pupils(policy, register, as_of, pupils: list[tuple[str, str | None]], prior_actions=None,
+                   rule_id: str | None = None) -> list[dict]:
+    """`explain_pupil` for several (pupil id, school id or None) at once, sharing one evaluation.
+    A pupil not on roll gets an explanation with `pupil.on_roll` false and the reason in
+    `pupil.not_on_roll`; an unknown pupil raises ExplainError."""
     from .prior_actions import load_ledger_table
     from .rules import fire
 
@@ -740,7 +754,7 @@ def explain_pupil(policy, register, as_of, pupil_id: str, school_id: str | None 
     prior = prior_action_list(prior_actions)
     register, warnings = prepare_register(register, policy)
     connection = register.connection
-    pupil = _find_pupil(connection, register.pupils_table, pupil_id, school_id)
+    found = [_find_pupil(connection, register.pupils_table, pupil_id, school_id) for pupil_id, school_id in pupils]
     plan = compile_policy(policy)
     plan = dataclasses.replace(plan, metrics=plan.metrics + _extra_metrics(plan))
     ledger = None
@@ -749,22 +763,48 @@ def explain_pupil(policy, register, as_of, pupil_id: str, school_id: str | None 
         ledger = "ledger"
     facts = build_facts(plan, connection, as_of, ledger=ledger)
     firings = fire(plan, facts, connection, "builtin")
-    subjects = _subjects(pupil)
-    mine = [f for f in firings if f.school_id == pupil["school_id"] and f.subject_id == subjects[f.scope]]
     note = register.calendar_note if register.calendar_inferred else None
+    shared = _Shared(policy, plan, facts, firings, connection, as_of, prior, act.prior_by_subject(prior, as_of),
+                     act.Calendars(connection, register.calendar_table), note, list(warnings), rule_id)
+    return [_explain_one(shared, pupil) for pupil in found]
+
+
+@dataclasses.dataclass
+class _Shared:
+    """One evaluation, shared by the pupils explained."""
+
+    policy: object
+    plan: object
+    facts: object
+    firings: list
+    connection: object
+    as_of: date
+    prior: list
+    history: dict
+    calendars: object
+    note: str | None
+    warnings: list
+    rule_id: str | None
+
+
+def _explain_one(shared: _Shared, pupil: dict) -> dict:
+    policy, plan, facts, connection, as_of = shared.policy, shared.plan, shared.facts, shared.connection, shared.as_of
+    prior, history, calendars, note, warnings, rule_id = (shared.prior, shared.history, shared.calendars, shared.note,
+                                                          shared.warnings, shared.rule_id)
+    subjects = _subjects(pupil)
+    mine = [f for f in shared.firings if f.school_id == pupil["school_id"] and f.subject_id == subjects[f.scope]]
     actions = act.build_actions(plan, facts, mine, connection, as_of, prior, calendar_note=note)
     rows = {}
     for scope, table in facts.tables.items():
         cursor = connection.execute(f"SELECT * FROM {table} WHERE school_id = ? AND subject_id = ?",
                                     [pupil["school_id"], subjects[scope]])
         names = [d[0] for d in cursor.description]
-        found = cursor.fetchone()
-        rows[scope] = dict(zip(names, found)) if found else None
-    on_roll = rows.get("pupil") is not None or not (
-        (pupil["joined_on"] and pupil["joined_on"] > as_of) or (pupil["left_on"] and pupil["left_on"] < as_of))
+        row = cursor.fetchone()
+        rows[scope] = dict(zip(names, row)) if row else None
+    on_roll = not ((pupil["joined_on"] and pupil["joined_on"] > as_of) or (pupil["left_on"] and pupil["left_on"] < as_of))
+    if on_roll and "pupil" in facts.tables and rows["pupil"] is None:
+        raise AssertionError(f"explain: pupil {pupil['pupil_id']} is on roll but has no facts row")
     x = _Explainer(plan, facts, connection, as_of, pupil)
-    history = act.prior_by_subject(prior, as_of)
-    calendars = act.Calendars(connection, register.calendar_table)
     # The sessions behind each count and rate, for the pupil: one query.
     needs: dict = {}
     for compiled in plan.rules:
@@ -843,8 +883,7 @@ def explain_pupil(policy, register, as_of, pupil_id: str, school_id: str | None 
     if warnings:
         result["warnings"] = list(warnings)
     if not on_roll:
-        raise ExplainError(f"pupil {pupil_id} is not on roll on {as_of.isoformat()}: "
-                           f"{_not_on_roll_words(pupil, as_of)}", partial=result)
+        pupil_out["not_on_roll"] = _not_on_roll_words(pupil, as_of)
     return result
 
 
@@ -985,6 +1024,8 @@ def render_text(explanation: dict, session_limit: int = 24) -> str:
              f"{explanation['prior_actions']} prior action{'s' if explanation['prior_actions'] != 1 else ''} read"]
     if explanation.get("calendar"):
         lines.append(f"Note: {explanation['calendar']}")
+    if not p["on_roll"]:
+        lines.append(f"Not on roll on this date: {p['not_on_roll']}")
     rules = explanation["rules"]
     fired = [r["rule"] for r in rules if r["fired"]]
     lines.append(f"{len(rules)} rule{'s' if len(rules) != 1 else ''} explained; acting: "
