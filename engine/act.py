@@ -51,7 +51,7 @@ def action_id(policy_id: str, rule_id: str, subject: dict, as_of: date, position
 
 # ---- school time between two dates ------------------------------------------------------------
 
-class _Calendars:
+class Calendars:
     def __init__(self, connection, table: str = "calendar"):
         self.connection = connection
         self.table = table
@@ -115,15 +115,15 @@ def _years_before(day: date, years: int) -> date:
 
 # ---- evidence ---------------------------------------------------------------------------------
 
-def _percent_text(value: Fraction) -> str:
+def percent_text(value: Fraction) -> str:
     return f"{float(value):.1f}%"
 
 
-def _value_of(expr, row: dict, columns: dict, rank_names: dict | None = None):
+def value_of(expr, row: dict, columns: dict, rank_names: dict | None = None):
     """(exact Fraction or None, display text, detail dict) of an expression for one subject."""
     if isinstance(expr, Rank):
         rank = row.get((rank_names or {}).get(expr))
-        of, shown, detail = _value_of(expr.value, row, columns, rank_names)
+        of, shown, detail = value_of(expr.value, row, columns, rank_names)
         if rank is None:
             return None, "undefined", {"of": shown, **detail}
         return Fraction(rank), str(rank), {"of": shown, **detail}
@@ -132,7 +132,7 @@ def _value_of(expr, row: dict, columns: dict, rank_names: dict | None = None):
         if not d:
             return None, "undefined (no possible sessions)", {"numerator": n, "denominator": d}
         value = Fraction(100 * n, d)
-        return value, _percent_text(value), {"numerator": n, "denominator": d}
+        return value, percent_text(value), {"numerator": n, "denominator": d}
     if isinstance(expr, MetricRef):
         v = row[columns[expr.metric]]
         if expr.metric.kind == "since_action" and v == NEVER:
@@ -141,7 +141,7 @@ def _value_of(expr, row: dict, columns: dict, rank_names: dict | None = None):
     return None, "", {}
 
 
-_OP_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least", "=": "equal to", "!=": "not equal to"}
+OP_WORDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least", "=": "equal to", "!=": "not equal to"}
 _NOUNS = {"sessions": "sessions", "minutes_late": "minutes", "run": None, "action_count": "actions", "since_action": None}
 
 
@@ -157,28 +157,109 @@ def _sentence(compiled, row, columns, subject_words: str) -> str:
     for atom in compiled.atoms:
         if not isinstance(atom, Comparison):
             continue
-        value, shown, detail = _value_of(atom.left, row, columns)
+        value, shown, detail = value_of(atom.left, row, columns)
         threshold = _describe_threshold(atom.right)
         if value is None or threshold is None:
             continue
         left_text = next((t for t, e in compiled.measures if e == atom.left), None)
         if left_text is None:
             continue
-        holds = _holds(value, atom.op, atom.right.value)
+        holds = compare(value, atom.op, atom.right.value)
         if not holds:
             continue
         if isinstance(atom.left, RateRef):
             shown += f" ({detail['numerator']} of {detail['denominator']} possible sessions)"
             threshold += "%"
-        parts.append(f"{left_text} is {shown}, which is {_OP_WORDS[atom.op]} {threshold}")
+        parts.append(f"{left_text} is {shown}, which is {OP_WORDS[atom.op]} {threshold}")
     if not parts:
         return f"{subject_words}: {compiled.rule.title}."
     return f"{subject_words}: " + "; and ".join(parts) + "."
 
 
-def _holds(value: Fraction, op: str, threshold: Fraction) -> bool:
+def compare(value: Fraction, op: str, threshold: Fraction) -> bool:
     return {"<": value < threshold, "<=": value <= threshold, ">": value > threshold, ">=": value >= threshold,
             "=": value == threshold, "!=": value != threshold}[op]
+
+
+# ---- repetition, escalation and limits ---------------------------------------------------------
+
+def prior_by_subject(prior: list[PriorAction], as_of: date) -> dict[tuple[str, str, str], list[PriorAction]]:
+    """The prior actions that count on `as_of` (dated strictly before it, not dismissed), keyed by
+    subject (kind, school id, subject id)."""
+    by_subject: dict[tuple[str, str, str], list[PriorAction]] = {}
+    for p in prior:
+        if p.as_of < as_of and p.status != "dismissed":
+            by_subject.setdefault((p.subject_kind, p.school_id, p.subject_id), []).append(p)
+    return by_subject
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a rule's repetition controls decide for a subject whose condition holds: whether it
+    acts, with which actions, and if not, which control stopped it and why."""
+
+    acts: bool
+    actions: tuple[Action, ...]  # the rule's actions, or its limit's `otherwise` actions
+    control: str | None = None  # what stopped it: once_per | cooldown | after
+    reason: str | None = None  # why, in a sentence
+    blocking: tuple[date, ...] = ()  # the prior actions' dates behind the decision
+    escalation: dict | None = None  # evidence of the `after` rule's action, when it acts
+    limit: dict | None = None  # evidence of a reached limit, when it acts with the alternative
+
+
+def _elapsed_words(calendars: "Calendars", school_id: str, earlier: date, as_of: date, unit: str) -> str:
+    if unit == "years":
+        return ""
+    n = calendars.elapsed(school_id, earlier, as_of, unit)
+    return f", {n} {unit.replace('_', ' ')[:-1] if n == 1 else unit.replace('_', ' ')} before the as-of date"
+
+
+def repetition_gate(rule, history: list[PriorAction], school_id: str, as_of: date, calendars: "Calendars") -> Gate:
+    """Apply `repeat` (once per period, cooldown; none means once ever), `after` and `limit` to
+    one subject's prior actions (`history`, as prior_by_subject gives them)."""
+    mine = [p for p in history if p.rule == rule.id]
+    if rule.repeat.cooldown is not None:
+        recent = sorted({p.as_of for p in mine if not calendars.at_least(school_id, p.as_of, as_of, rule.repeat.cooldown)})
+        if recent:
+            last = recent[-1]
+            return Gate(False, (), "cooldown",
+                        f"the rule last acted for this subject on {last.isoformat()}"
+                        f"{_elapsed_words(calendars, school_id, last, as_of, rule.repeat.cooldown.unit)}; "
+                        f"it acts again only {rule.repeat.cooldown} or more after that (cooldown)", tuple(recent))
+    else:
+        period = rule.repeat.once_per or "ever"
+        same = sorted({p.as_of for p in mine if calendars.same_period(school_id, p.as_of, as_of, period)})
+        if same:
+            why = ("the rule acts at most once per subject, and it already acted on " if period == "ever" else
+                   f"the rule acts at most once per {period.replace('_', ' ')}, and it already acted in this "
+                   f"{period.replace('_', ' ')} on ")
+            return Gate(False, (), "once_per", why + ", ".join(d.isoformat() for d in same), tuple(same))
+    escalation = None
+    if rule.after is not None:
+        earlier = [p for p in history if p.rule == rule.after.rule and
+                   (rule.after.at_least is None or calendars.at_least(school_id, p.as_of, as_of, rule.after.at_least))]
+        if not earlier:
+            acted = sorted({p.as_of for p in history if p.rule == rule.after.rule})
+            if not acted:
+                why = f"the rule acts only after rule {rule.after.rule} has acted for this subject, and it has not"
+            else:
+                why = (f"the rule acts only {rule.after.at_least} or more after rule {rule.after.rule} acted for this "
+                       f"subject; it last acted on {acted[-1].isoformat()}"
+                       f"{_elapsed_words(calendars, school_id, acted[-1], as_of, rule.after.at_least.unit)}")
+            return Gate(False, (), "after", why, tuple(acted))
+        escalation = {"after_rule": rule.after.rule, "after_as_of": max(p.as_of for p in earlier).isoformat(),
+                      "at_least": str(rule.after.at_least) if rule.after.at_least else None}
+    chosen: tuple[Action, ...] = rule.actions
+    limit_evidence = None
+    if rule.limit is not None:
+        counted_rules = {rule.id, *rule.limit.rules}
+        occasions = sorted({p.as_of for p in history if p.rule in counted_rules and not p.alternative
+                            and calendars.within(school_id, p.as_of, as_of, rule.limit.within)})
+        if len(occasions) >= rule.limit.max:
+            chosen = rule.limit.otherwise
+            limit_evidence = {"max": rule.limit.max, "within": str(rule.limit.within),
+                              "prior": [d.isoformat() for d in occasions], "reached": True}
+    return Gate(True, chosen, escalation=escalation, limit=limit_evidence)
 
 
 # ---- the act stage ------------------------------------------------------------------------------
@@ -187,12 +268,9 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
                   calendar_note: str | None = None, calendar_table: str = "calendar") -> list[dict]:
     """Action records for the firings that pass their rules' repetition controls, in order."""
     policy = plan.policy
-    calendars = _Calendars(connection, calendar_table)
+    calendars = Calendars(connection, calendar_table)
     bounds = window_bounds(facts, connection)
-    by_subject: dict[tuple[str, str, str], list[PriorAction]] = {}
-    for p in prior:
-        if p.as_of < as_of and p.status != "dismissed":
-            by_subject.setdefault((p.subject_kind, p.school_id, p.subject_id), []).append(p)
+    by_subject = prior_by_subject(prior, as_of)
     compiled_by_id = {c.rule.id: c for c in plan.rules}
     rows_cache: dict[tuple, dict] = {}
     for scope, table in facts.tables.items():
@@ -213,40 +291,17 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
                 if isinstance(expr, MetricRef) and expr.metric.kind == "sessions":
                     needs.setdefault(expr.metric, set()).add((firing.school_id, firing.subject_id))
     sessions_evidence = counted_marks(facts, connection, needs)
-    parameters_of = {c.rule.id: _parameters_used(c.rule, c.parameters) for c in plan.rules}
+    parameters_of = {c.rule.id: parameters_used(c.rule, c.parameters) for c in plan.rules}
     actions: list[dict] = []
     for firing in firings:
         compiled = compiled_by_id[firing.rule_id]
         rule = compiled.rule
         row = rows_cache[(firing.scope, firing.school_id, firing.subject_id)]
         history = by_subject.get((firing.scope, firing.school_id, firing.subject_id), [])
-        mine = [p for p in history if p.rule == rule.id]
-        # Repetition: once per period, or a cooldown; no `repeat` means once ever.
-        if rule.repeat.cooldown is not None:
-            if any(not calendars.at_least(firing.school_id, p.as_of, as_of, rule.repeat.cooldown) for p in mine):
-                continue
-        else:
-            period = rule.repeat.once_per or "ever"
-            if any(calendars.same_period(firing.school_id, p.as_of, as_of, period) for p in mine):
-                continue
-        escalation = None
-        if rule.after is not None:
-            earlier = [p for p in history if p.rule == rule.after.rule and
-                       (rule.after.at_least is None or calendars.at_least(firing.school_id, p.as_of, as_of, rule.after.at_least))]
-            if not earlier:
-                continue
-            escalation = {"after_rule": rule.after.rule, "after_as_of": max(p.as_of for p in earlier).isoformat(),
-                          "at_least": str(rule.after.at_least) if rule.after.at_least else None}
-        chosen: tuple[Action, ...] = rule.actions
-        limit_evidence = None
-        if rule.limit is not None:
-            counted_rules = {rule.id, *rule.limit.rules}
-            occasions = sorted({p.as_of for p in history if p.rule in counted_rules and not p.alternative
-                                and calendars.within(firing.school_id, p.as_of, as_of, rule.limit.within)})
-            if len(occasions) >= rule.limit.max:
-                chosen = rule.limit.otherwise
-                limit_evidence = {"max": rule.limit.max, "within": str(rule.limit.within),
-                                  "prior": [d.isoformat() for d in occasions], "reached": True}
+        gate = repetition_gate(rule, history, firing.school_id, as_of, calendars)
+        if not gate.acts:
+            continue
+        escalation, limit_evidence, chosen = gate.escalation, gate.limit, gate.actions
         evidence = _evidence(compiled, row, facts, connection, firing, bounds, sessions_evidence, parameters_of[rule.id])
         if escalation:
             evidence["escalation"] = escalation
@@ -287,7 +342,7 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
 def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_cache, parameters: dict) -> dict:
     measures = []
     for text, expr in compiled.measures:
-        value, shown, detail = _value_of(expr, row, facts.metric_columns, facts.rank_columns.get(firing.scope))
+        value, shown, detail = value_of(expr, row, facts.metric_columns, facts.rank_columns.get(firing.scope))
         entry = {"measure": text, "value": shown}
         entry.update(detail)
         metric = expr.metric if isinstance(expr, MetricRef) else (expr.numerator if isinstance(expr, RateRef) else None)
@@ -308,7 +363,7 @@ def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_
         columns = facts.atom_columns[(compiled.rule.id, k)]
         if len(columns) == 2:
             left, right = row[columns[0]], row[columns[1]]
-            holds = None if left is None or right is None else _holds(Fraction(left), atom.op, Fraction(right))
+            holds = None if left is None or right is None else compare(Fraction(left), atom.op, Fraction(right))
         else:
             holds = None if row[columns[0]] is None else row[columns[0]] == 1
         comparisons.append({"condition": atom.text, "holds": holds})
@@ -319,7 +374,7 @@ def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_
 
 
 
-def _parameters_used(rule, parameters) -> dict:
+def parameters_used(rule, parameters) -> dict:
     """Parameter values a rule's condition names, shown as written (85%, [G, O, U], 10 school weeks)."""
     out = {}
     for node in ast.walk(rule.condition):

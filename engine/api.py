@@ -171,37 +171,59 @@ def evaluate(policy, register, as_of, prior_actions=None, rules_engine: str = "b
     return run_evaluation(policy, register, as_of, prior_actions, rules_engine).actions
 
 
+def as_of_date(as_of):
+    """An as-of date from a date or YYYY-MM-DD text. Raises RollbookError for anything else."""
+    from datetime import date
+
+    if isinstance(as_of, str):
+        try:
+            return date.fromisoformat(as_of)
+        except ValueError:
+            raise RollbookError(f"--as-of must be a date written YYYY-MM-DD, not {as_of!r}")
+    return as_of
+
+
+def checked_policy(policy) -> CheckedPolicy:
+    """A CheckedPolicy from a path (checked here) or a CheckedPolicy. Raises RollbookError with
+    the policy's errors."""
+    if isinstance(policy, CheckedPolicy):
+        return policy
+    result = check_policy_file(policy)
+    if not result.ok:
+        raise RollbookError(f"the policy {policy} has errors; run `rollbook check {policy}`",
+                            [d for d in result.diagnostics if d.severity == "error"])
+    return result.policy
+
+
+def prior_action_list(prior_actions) -> list:
+    """Prior actions from a JSONL path or a list of PriorAction (None: none). Raises RollbookError."""
+    from .prior_actions import read_prior_actions
+
+    if isinstance(prior_actions, (str, Path)):
+        prior_actions, problems = read_prior_actions(prior_actions)
+        if problems:
+            raise RollbookError("the prior actions file has problems", problems)
+    return list(prior_actions or [])
+
+
 def run_evaluation(policy, register, as_of, prior_actions=None, rules_engine: str = "builtin", progress=None) -> Evaluation:
     """`evaluate`, with the details the CLI reports (subjects, timings, calendar note)."""
     import time
-    from datetime import date
 
     from .act import build_actions
     from .compile import compile_policy
     from .metrics import build_facts
-    from .prior_actions import load_ledger_table, read_prior_actions
+    from .prior_actions import load_ledger_table
     from .rules import fire
 
     step = progress or (lambda message: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    if isinstance(as_of, str):
-        try:
-            as_of = date.fromisoformat(as_of)
-        except ValueError:
-            raise RollbookError(f"--as-of must be a date written YYYY-MM-DD, not {as_of!r}")
+    as_of = as_of_date(as_of)
     if not isinstance(policy, CheckedPolicy):
         step("checking the policy")
-        result = check_policy_file(policy)
-        if not result.ok:
-            raise RollbookError(f"the policy {policy} has errors; run `rollbook check {policy}`",
-                                [d for d in result.diagnostics if d.severity == "error"])
-        policy = result.policy
-    if isinstance(prior_actions, (str, Path)):
-        prior_actions, problems = read_prior_actions(prior_actions)
-        if problems:
-            raise RollbookError("the prior actions file has problems", problems)
-    prior_actions = list(prior_actions or [])
+    policy = checked_policy(policy)
+    prior_actions = prior_action_list(prior_actions)
     step("loading the register")
     register, warnings = prepare_register(register, policy)
     timings["load"] = time.perf_counter() - started

@@ -244,6 +244,35 @@ def cmd_diff(args) -> int:
     return EXIT_PROBLEMS if (args.exit_code and diff.differences) else EXIT_OK
 
 
+# ---- rollbook explain ------------------------------------------------------------------------
+
+def cmd_explain(args) -> int:
+    from .api import RollbookError
+    from .explain import ExplainError, explain_pupil, render_text
+
+    def show(explanation: dict) -> None:
+        sys.stdout.write(json.dumps(explanation, indent=2, ensure_ascii=False) + "\n" if args.format == "json"
+                         else render_text(explanation))
+
+    try:
+        explanation = explain_pupil(args.policy, args.register, args.as_of, args.pupil, args.school, args.prior,
+                                    args.rule)
+    except ExplainError as exc:
+        if exc.partial is not None:
+            show(exc.partial)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if exc.usage else EXIT_PROBLEMS
+    except RollbookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.problems:
+            print(_render_problems(exc.problems), file=sys.stderr)
+        return EXIT_PROBLEMS
+    show(explanation)
+    for warning in explanation.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
 # ---- rollbook sample -------------------------------------------------------------------------
 
 def cmd_sample(args) -> int:
@@ -417,6 +446,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules-engine", choices=("auto", "durable", "builtin"), default="auto",
                    help="as for `rollbook eval` (both versions use the same engine)")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("explain", help="explain why each rule did or did not act for one pupil",
+                       description="Explain, for one pupil on an as-of date, every rule of a policy (inherited ones "
+                                   "included): whether its condition held and the rule acted (as `rollbook eval` "
+                                   "decides it), each measure's value, the thresholds, the window bounds and the "
+                                   "sessions that counted; for a rule that did not act, the nearest miss (how many "
+                                   "more sessions, or how many points, would meet each failing part), and when a "
+                                   "condition held but repetition, escalation or a limit stopped the rule, which "
+                                   "one and why. The whole register is evaluated (ranks compare the whole cohort), "
+                                   "then the pupil is read. See docs/explain.md.",
+                       epilog="Example: rollbook explain --policy policies/burton-hathow.yaml "
+                              "--register examples/sample-register --as-of 2026-03-13 --pupil P000003")
+    p.add_argument("--policy", required=True, metavar="FILE", help="the policy file (it may extend others)")
+    p.add_argument("--register", required=True, metavar="PATH", help="a register folder (see docs/register-format.md)")
+    p.add_argument("--as-of", required=True, metavar="YYYY-MM-DD", help="the date to explain (windows end on it, inclusive)")
+    p.add_argument("--pupil", required=True, metavar="ID", help="the pupil's id (pupil_id in the pupils table)")
+    p.add_argument("--school", metavar="ID", help="the pupil's school, when the register holds several schools "
+                                                  "(pupil ids are unique per school)")
+    p.add_argument("--prior", metavar="FILE", help="prior actions (JSON Lines), as for `rollbook eval`")
+    p.add_argument("--rule", metavar="ID", help="explain only this rule")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text (default): for people; json: the structure documented in docs/explain.md")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("sample", help="write a realistic synthetic register",
                        description="Write a synthetic register (marks, pupils, calendar) for one English academic "
