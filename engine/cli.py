@@ -219,6 +219,170 @@ def cmd_sample(args) -> int:
     return EXIT_OK
 
 
+# ---- rollbook run and rollbook ledger ---------------------------------------------------------
+
+def _ledger_url(args) -> str | None:
+    url = args.ledger or os.environ.get("ROLLBOOK_LEDGER")
+    if not url:
+        print("error: say which ledger: --ledger sqlite:///path/to/ledger.db (or postgresql://...), "
+              "or set ROLLBOOK_LEDGER", file=sys.stderr)
+    return url
+
+
+def cmd_run(args) -> int:
+    from .api import RollbookError
+    from .ledger import LedgerError, open_ledger, redact
+    from .rules import RulesEngineUnavailable, durable_available
+    from .run import run_policies
+    from .sinks import to_csv, to_jsonl, to_table
+
+    url = _ledger_url(args)
+    if not url:
+        return EXIT_USAGE
+    if args.webhook and not args.webhook.startswith(("http://", "https://")):
+        print(f"error: --webhook must be an http:// or https:// URL, not {args.webhook!r}", file=sys.stderr)
+        return EXIT_USAGE
+    engine = args.rules_engine
+    if engine == "auto":
+        engine = "durable" if durable_available()[0] else "builtin"
+    progress = _Progress(sys.stderr.isatty())
+    try:
+        ledger = open_ledger(url)
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    try:
+        try:
+            result = run_policies(args.policies, args.register, args.as_of, ledger, engine, webhook=args.webhook,
+                                  progress=progress)
+        except (RollbookError, RulesEngineUnavailable, LedgerError) as exc:
+            progress.done()
+            print(f"error: {exc}", file=sys.stderr)
+            if getattr(exc, "problems", None):
+                print(_render_problems(exc.problems), file=sys.stderr)
+            return EXIT_PROBLEMS
+        progress.done()
+        new = result.new_actions
+        text = {"jsonl": to_jsonl, "csv": to_csv}.get(args.format, lambda a: to_table(a))(new)
+        summary = (f"run {result.run_id} on {result.run['as_of']}: {_plural(len(result.run['policies']), 'policy')}, "
+                   f"{result.evaluated} action{'s' if result.evaluated != 1 else ''} evaluated, {len(new)} new "
+                   f"(recorded in {redact(url)})").replace("policys", "policies")
+        if args.out:
+            # Written whole, then renamed: a reader never sees half a file.
+            tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, args.out)
+            print(f"{summary}; wrote {_plural(len(new), 'new action')} to {args.out}", file=sys.stderr)
+        else:
+            if args.format == "table":
+                sys.stdout.write(summary + "\n\n")
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            if args.format != "table":
+                print(summary, file=sys.stderr)
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if args.webhook:
+            from .webhook import deliver
+
+            report = deliver(ledger, args.webhook, attempts=args.webhook_attempts, backoff=args.webhook_backoff)
+            print(f"webhook {redact(args.webhook)}: {report.delivered} delivered, {report.pending} still queued",
+                  file=sys.stderr)
+            for e in report.errors:
+                print(f"error: webhook: {e}", file=sys.stderr)
+            if report.pending:
+                return EXIT_PROBLEMS
+        return EXIT_OK
+    finally:
+        ledger.close()
+
+
+def _ledger_table(actions: list[dict]) -> str:
+    if not actions:
+        return "No actions.\n"
+    lines = [f"{'seq':>6}  {'id':<36}  {'status':<9}  {'as_of':<10}  {'school':<8}  {'subject':<12}  {'rule':<28}  verb"]
+    for a in actions:
+        s = a["subject"]
+        lines.append(f"{a['ledger']['seq']:>6}  {a['id']:<36}  {a['status']:<9}  {a['as_of']:<10}  "
+                     f"{(s.get('school_id') or '-')[:8]:<8}  {(s['id'] or '-')[:12]:<12}  {a['rule'][:28]:<28}  {a['verb']}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_ledger(args) -> int:
+    from .ledger import LedgerError, open_ledger
+    from .sinks import to_csv
+
+    url = _ledger_url(args)
+    if not url:
+        return EXIT_USAGE
+    try:
+        ledger = open_ledger(url)
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    try:
+        if args.ledger_command == "actions":
+            schools = set(args.school) if args.school else None
+            if args.since is not None:
+                actions, cursor = ledger.actions_since(args.since, schools, args.limit or 1000)
+                actions = [a for a in actions if (not args.status or a["status"] == args.status)
+                           and (not args.rule or a["rule"] == args.rule)]
+                print(f"next cursor: {cursor}", file=sys.stderr)
+            else:
+                actions = ledger.list_actions(args.status, schools, args.rule, args.policy, args.limit)
+            if args.format == "jsonl":
+                sys.stdout.write("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in actions))
+            elif args.format == "csv":
+                sys.stdout.write(to_csv(actions))
+            else:
+                sys.stdout.write(_ledger_table(actions))
+        elif args.ledger_command == "set-status":
+            action = ledger.set_status(args.action_id, args.status, args.by, args.note)
+            print(f"{action['id']}: {action['status']} (by {action['ledger']['status_changed_by']} at "
+                  f"{action['ledger']['status_changed_at']})")
+        elif args.ledger_command == "history":
+            action = ledger.get_action(args.action_id)
+            if action is None:
+                raise LedgerError(f"no action {args.action_id!r} in the ledger")
+            if args.format == "json":
+                print(json.dumps(action, indent=2, ensure_ascii=False))
+            else:
+                s = action["subject"]
+                print(f"{action['id']}  {action['policy']}/{action['rule']} → {action['verb']}  "
+                      f"{s['kind']} {s['id'] or s.get('school_id', '')} on {action['as_of']}")
+                print(f"  {action['reason']}")
+                for h in action["history"]:
+                    print(f"  {h['changed_at']}  {h['status']:<9}  by {h['changed_by']}" + (f": {h['note']}" if h["note"] else ""))
+        elif args.ledger_command == "runs":
+            runs = ledger.runs(args.limit or 20)
+            if args.format == "json":
+                sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in runs))
+            else:
+                if not runs:
+                    print("No runs.")
+                for r in runs:
+                    policies = ", ".join(f"{p['id']}" + (f"@{p['school_id']}" if p.get("school_id") else "")
+                                         for p in r.get("policies", []))
+                    print(f"run {r['id']}  {r['recorded_at']}  as of {r.get('as_of')}  {r['new_actions']} new of "
+                          f"{r['evaluated_actions']}  rollbook {r.get('rollbook_version')}  register "
+                          f"{r.get('register', {}).get('sha256', '')[:12]}  policies: {policies}")
+        else:  # outbox
+            counts = ledger.delivery_counts()
+            if not counts:
+                print("The outbox is empty (no run used --webhook).")
+            from .ledger import redact
+            for sink, states in sorted(counts.items()):
+                print(f"{redact(sink)}: {states.get('pending', 0)} pending, {states.get('delivered', 0)} delivered")
+        return EXIT_OK
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    finally:
+        ledger.close()
+
+
 # ---- the parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,6 +454,73 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("which", nargs="?", default="policy", choices=("policy", "action", "marks", "pupils", "calendar"),
                    help="which schema (default: policy)")
     p.set_defaults(func=cmd_schema)
+
+    ledger_help = ("the ledger's URL: sqlite:///path/to/ledger.db (four slashes for an absolute path) or "
+                   "postgresql://user@host:port/database; default: $ROLLBOOK_LEDGER")
+    p = sub.add_parser("run", help="evaluate every school's policy for a day and record the new actions in the ledger",
+                       description="An incremental daily run: evaluate each school's policy (the policies in DIR with "
+                                   "a `school:` block, matched to the register's school_id by `school.id`) for the "
+                                   "as-of date, reading the ledger's prior actions for escalations and limits; record "
+                                   "the actions the ledger has not seen, with a decision-log entry, in one "
+                                   "transaction; print only those new actions. Re-running a day prints nothing. "
+                                   "See docs/ledger.md.",
+                       epilog="Example: rollbook run --policies examples/integration/policies --register "
+                              "examples/sample-register --as-of 2025-11-03 --ledger sqlite:///rollbook-ledger.db "
+                              "--format table")
+    p.add_argument("--policies", required=True, metavar="DIR", help="the folder of policy files (bases included)")
+    p.add_argument("--register", required=True, metavar="PATH", help="the register folder (docs/register-format.md)")
+    p.add_argument("--as-of", required=True, metavar="YYYY-MM-DD", help="the day to evaluate")
+    p.add_argument("--ledger", metavar="URL", help=ledger_help)
+    p.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl", help="how to print the new actions")
+    p.add_argument("--out", metavar="FILE", help="write the new actions to FILE instead of standard output")
+    p.add_argument("--webhook", metavar="URL", help="also POST each new action to URL (JSON, Idempotency-Key header "
+                                                    "= the action id), through the ledger's outbox: undelivered "
+                                                    "actions are retried by the next run")
+    p.add_argument("--webhook-attempts", type=int, default=5, metavar="N", help="tries per action in this run (default 5)")
+    p.add_argument("--webhook-backoff", type=float, default=0.5, metavar="SECONDS",
+                   help="first wait between tries, doubled each time up to 8 s (default 0.5)")
+    p.add_argument("--rules-engine", choices=("auto", "durable", "builtin"), default="auto",
+                   help="as for `rollbook eval` (same answers)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ledger", help="list, follow up and audit the actions in the ledger",
+                       description="Read and update the action ledger that `rollbook run` records in: list actions "
+                                   "(by status, school, rule; or page by sequence number with --since), set an "
+                                   "action's status (open, done, dismissed) with who and why, show an action's "
+                                   "history, list the decision log of runs, show the webhook outbox.",
+                       epilog="Example: rollbook ledger set-status act_0123... done --by j.smith --note "
+                              "'letter posted' --ledger sqlite:///rollbook-ledger.db")
+    ledger_sub = p.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND", required=True)
+    q = ledger_sub.add_parser("actions", help="list actions", description="List the ledger's actions, oldest first.")
+    q.add_argument("--status", choices=("open", "done", "dismissed"), help="only actions with this status")
+    q.add_argument("--school", action="append", metavar="ID", help="only this school's actions (repeatable)")
+    q.add_argument("--rule", metavar="RULE", help="only this rule's actions")
+    q.add_argument("--policy", metavar="ID", help="only this policy's actions")
+    q.add_argument("--since", type=int, metavar="SEQ", help="only actions after this sequence number (a cursor; the "
+                                                            "next cursor is printed on stderr)")
+    q.add_argument("--limit", type=int, metavar="N", help="at most N actions")
+    q.add_argument("--format", choices=("table", "jsonl", "csv"), default="table", help="output format")
+    q.add_argument("--ledger", metavar="URL", help=ledger_help)
+    q = ledger_sub.add_parser("set-status", help="change an action's status",
+                              description="Set an action's status; the change (who, when, note) is kept in its history.")
+    q.add_argument("action_id", metavar="ACTION_ID")
+    q.add_argument("status", choices=("open", "done", "dismissed"))
+    q.add_argument("--by", required=True, metavar="WHO", help="who made the change")
+    q.add_argument("--note", metavar="TEXT", help="why")
+    q.add_argument("--ledger", metavar="URL", help=ledger_help)
+    q = ledger_sub.add_parser("history", help="show an action and every status it has had",
+                              description="Show an action, its reason and its status history, oldest first.")
+    q.add_argument("action_id", metavar="ACTION_ID")
+    q.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    q.add_argument("--ledger", metavar="URL", help=ledger_help)
+    q = ledger_sub.add_parser("runs", help="list the decision log", description="The decision log, newest run first: "
+                              "as-of date, policies and their hashes, the register digest, counts, Rollbook version.")
+    q.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20)")
+    q.add_argument("--format", choices=("table", "json"), default="table", help="table, or json (one run per line)")
+    q.add_argument("--ledger", metavar="URL", help=ledger_help)
+    q = ledger_sub.add_parser("outbox", help="show the webhook outbox", description="Pending and delivered counts per webhook.")
+    q.add_argument("--ledger", metavar="URL", help=ledger_help)
+    p.set_defaults(func=cmd_ledger)
     return parser
 
 
