@@ -383,6 +383,76 @@ def cmd_ledger(args) -> int:
         ledger.close()
 
 
+# ---- rollbook serve --------------------------------------------------------------------------
+
+def cmd_serve(args) -> int:
+    from .service_auth import KeysFileError, hash_key, key_entry, load_keys, new_key
+
+    if args.print_openapi:
+        from .service import openapi_document
+
+        print(json.dumps(openapi_document(), indent=2))
+        return EXIT_OK
+    if args.new_key:
+        if (args.school is None) == (args.trust is None):
+            print("error: --new-key needs exactly one of --school ID or --trust NAME", file=sys.stderr)
+            return EXIT_USAGE
+        if args.key_from_stdin:
+            key = sys.stdin.readline().strip()
+            if not key:
+                print("error: --key-from-stdin: no key on standard input", file=sys.stderr)
+                return EXIT_USAGE
+        else:
+            key = new_key()
+            print(f"# the key for {args.new_key} (shown once: give it to the integrator, keep only the hash)", file=sys.stderr)
+            print(key, file=sys.stderr)
+        print(key_entry(args.new_key, hash_key(key), args.school, args.trust), end="")
+        return EXIT_OK
+    missing = [flag for flag, value in (("--policies", args.policies), ("--ledger", args.ledger), ("--keys", args.keys))
+               if not value]
+    if missing:
+        print(f"error: rollbook serve needs {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.max_body_mb <= 0 or args.workers < 1 or args.reload_interval < 0:
+        print("error: --max-body-mb and --workers must be positive and --reload-interval not negative", file=sys.stderr)
+        return EXIT_USAGE
+    import logging
+
+    import uvicorn
+
+    from .ledger import LedgerError, open_ledger
+    from .service import Service, ServiceConfig, asgi_app
+
+    policies = Path(args.policies)
+    if not policies.is_dir():
+        print(f"error: --policies {policies} is not a folder", file=sys.stderr)
+        return EXIT_PROBLEMS
+    try:
+        keys = load_keys(args.keys)
+    except KeysFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        ledger = open_ledger(args.ledger)
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    config = ServiceConfig(policies, args.ledger, int(args.max_body_mb * 1024 * 1024), args.reload_interval,
+                           args.workers, args.rules_engine)
+    service = Service(config, keys, ledger)
+    snapshot = service.store.current
+    print(f"rollbook serve: {snapshot.serving} policies serving ({', '.join(sorted(snapshot.by_school)) or 'no school'}), "
+          f"{len(keys)} keys, on http://{args.host}:{args.port}", file=sys.stderr)
+    try:
+        uvicorn.run(asgi_app(service), host=args.host, port=args.port, access_log=False, log_level="info",
+                    timeout_graceful_shutdown=30)
+    finally:
+        service.close()
+        ledger.close()
+    return EXIT_OK
+
+
 # ---- the parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -521,6 +591,36 @@ def build_parser() -> argparse.ArgumentParser:
     q = ledger_sub.add_parser("outbox", help="show the webhook outbox", description="Pending and delivered counts per webhook.")
     q.add_argument("--ledger", metavar="URL", help=ledger_help)
     p.set_defaults(func=cmd_ledger)
+
+
+    p = sub.add_parser("serve", help="run the HTTP service (register batches in, actions out)",
+                       description="Serve the policies of a folder over HTTP: integrators submit a school's register "
+                                   "batch and get its new actions, recorded once in the ledger; list actions since a "
+                                   "cursor, update their status, list and check policies. Every request needs an API "
+                                   "key from the keys file, scoped to a school or a trust. Policy files are reloaded "
+                                   "when they change; a file that fails `check` is refused and the version before it "
+                                   "keeps serving. The OpenAPI description is at /openapi.json. See docs/service.md.",
+                       epilog="Example: rollbook serve --policies policies --ledger sqlite:///ledger.db --keys keys.yaml"
+                              "  |  rollbook serve --new-key mason-moor-mis --school mason-moor >> keys.yaml")
+    p.add_argument("--policies", metavar="DIR", help="the policy folder (school policies and the bases they extend)")
+    p.add_argument("--ledger", metavar="URL", help="the action ledger: sqlite:///path/to/ledger.db or postgresql://...")
+    p.add_argument("--keys", metavar="FILE", help="the API keys file (YAML: name, sha256, school or trust per key)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--max-body-mb", type=float, default=64, metavar="MB",
+                   help="largest request body accepted, in MiB (default 64; larger gets 413)")
+    p.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS",
+                   help="how often the policy folder is checked for changes (default 2; 0: never reload)")
+    p.add_argument("--workers", type=int, default=2, help="evaluation threads (default 2)")
+    p.add_argument("--rules-engine", choices=("builtin", "durable"), default="builtin",
+                   help="builtin (default: runs concurrently) or durable (durable-rules; runs one at a time)")
+    p.add_argument("--print-openapi", action="store_true", help="print the OpenAPI description (JSON) and exit")
+    p.add_argument("--new-key", metavar="NAME",
+                   help="make a random API key (printed on stderr) and print its keys-file entry; with --school or --trust")
+    p.add_argument("--school", metavar="ID", help="with --new-key: the school the key reaches (a school policy's id)")
+    p.add_argument("--trust", metavar="NAME", help="with --new-key: the trust the key reaches (its policies' school.trust)")
+    p.add_argument("--key-from-stdin", action="store_true", help="with --new-key: hash the key read from stdin instead")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
