@@ -127,7 +127,9 @@ def _one_school(register, school_id: str):
     con.execute("SET enable_progress_bar = false")
     counts = {}
     for table in (register.marks_table, register.pupils_table, register.calendar_table):
-        rows = register.connection.execute(f"SELECT * FROM {table} WHERE school_id = ?", [school_id]).arrow()
+        relation = register.connection.sql(f"SELECT * FROM {table} WHERE school_id = $1", params=[school_id])
+        # DuckDB 2 renamed the relation's arrow() to to_arrow_table().
+        rows = (getattr(relation, "to_arrow_table", None) or relation.arrow)()
         con.register("_rb_rows", rows)
         con.execute(f"CREATE TABLE {table} AS SELECT * FROM _rb_rows")
         con.unregister("_rb_rows")
