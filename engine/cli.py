@@ -378,6 +378,240 @@ def cmd_render(args) -> int:
     return EXIT_OK
 
 
+# ---- rollbook run and rollbook ledger ---------------------------------------------------------
+
+def _ledger_url(args) -> str | None:
+    url = args.ledger or os.environ.get("ROLLBOOK_LEDGER")
+    if not url:
+        print("error: say which ledger: --ledger sqlite:///path/to/ledger.db (or postgresql://...), "
+              "or set ROLLBOOK_LEDGER", file=sys.stderr)
+    return url
+
+
+def cmd_run(args) -> int:
+    from .api import RollbookError
+    from .ledger import LedgerError, open_ledger, redact
+    from .rules import RulesEngineUnavailable, durable_available
+    from .run import run_policies
+    from .sinks import to_csv, to_jsonl, to_table
+
+    url = _ledger_url(args)
+    if not url:
+        return EXIT_USAGE
+    if args.webhook and not args.webhook.startswith(("http://", "https://")):
+        print(f"error: --webhook must be an http:// or https:// URL, not {args.webhook!r}", file=sys.stderr)
+        return EXIT_USAGE
+    engine = args.rules_engine
+    if engine == "auto":
+        engine = "durable" if durable_available()[0] else "builtin"
+    progress = _Progress(sys.stderr.isatty())
+    try:
+        ledger = open_ledger(url)
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    try:
+        try:
+            result = run_policies(args.policies, args.register, args.as_of, ledger, engine, webhook=args.webhook,
+                                  progress=progress)
+        except (RollbookError, RulesEngineUnavailable, LedgerError) as exc:
+            progress.done()
+            print(f"error: {exc}", file=sys.stderr)
+            if getattr(exc, "problems", None):
+                print(_render_problems(exc.problems), file=sys.stderr)
+            return EXIT_PROBLEMS
+        progress.done()
+        new = result.new_actions
+        text = {"jsonl": to_jsonl, "csv": to_csv}.get(args.format, lambda a: to_table(a))(new)
+        summary = (f"run {result.run_id} on {result.run['as_of']}: {_plural(len(result.run['policies']), 'policy')}, "
+                   f"{result.evaluated} action{'s' if result.evaluated != 1 else ''} evaluated, {len(new)} new "
+                   f"(recorded in {redact(url)})").replace("policys", "policies")
+        if args.out:
+            # Written whole, then renamed: a reader never sees half a file.
+            tmp = Path(args.out).with_name(Path(args.out).name + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, args.out)
+            print(f"{summary}; wrote {_plural(len(new), 'new action')} to {args.out}", file=sys.stderr)
+        else:
+            if args.format == "table":
+                sys.stdout.write(summary + "\n\n")
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            if args.format != "table":
+                print(summary, file=sys.stderr)
+        for note in result.notes:
+            print(f"note: {note}", file=sys.stderr)
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if args.webhook:
+            from .webhook import deliver
+
+            report = deliver(ledger, args.webhook, attempts=args.webhook_attempts, backoff=args.webhook_backoff)
+            print(f"webhook {redact(args.webhook)}: {report.delivered} delivered, {report.pending} still queued",
+                  file=sys.stderr)
+            for e in report.errors:
+                print(f"error: webhook: {e}", file=sys.stderr)
+            if report.pending:
+                return EXIT_PROBLEMS
+        return EXIT_OK
+    finally:
+        ledger.close()
+
+
+def _ledger_table(actions: list[dict]) -> str:
+    if not actions:
+        return "No actions.\n"
+    lines = [f"{'seq':>6}  {'id':<36}  {'status':<9}  {'as_of':<10}  {'school':<8}  {'subject':<12}  {'rule':<28}  verb"]
+    for a in actions:
+        s = a["subject"]
+        lines.append(f"{a['ledger']['seq']:>6}  {a['id']:<36}  {a['status']:<9}  {a['as_of']:<10}  "
+                     f"{(s.get('school_id') or '-')[:8]:<8}  {(s['id'] or '-')[:12]:<12}  {a['rule'][:28]:<28}  {a['verb']}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_ledger(args) -> int:
+    from .ledger import LedgerError, open_ledger
+    from .sinks import to_csv
+
+    url = _ledger_url(args)
+    if not url:
+        return EXIT_USAGE
+    try:
+        ledger = open_ledger(url)
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    try:
+        if args.ledger_command == "actions":
+            schools = set(args.school) if args.school else None
+            if args.since is not None:
+                actions, cursor = ledger.actions_since(args.since, schools, args.limit or 1000)
+                actions = [a for a in actions if (not args.status or a["status"] == args.status)
+                           and (not args.rule or a["rule"] == args.rule)]
+                print(f"next cursor: {cursor}", file=sys.stderr)
+            else:
+                actions = ledger.list_actions(args.status, schools, args.rule, args.policy, args.limit)
+            if args.format == "jsonl":
+                sys.stdout.write("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in actions))
+            elif args.format == "csv":
+                sys.stdout.write(to_csv(actions))
+            else:
+                sys.stdout.write(_ledger_table(actions))
+        elif args.ledger_command == "set-status":
+            action = ledger.set_status(args.action_id, args.status, args.by, args.note)
+            print(f"{action['id']}: {action['status']} (by {action['ledger']['status_changed_by']} at "
+                  f"{action['ledger']['status_changed_at']})")
+        elif args.ledger_command == "history":
+            action = ledger.get_action(args.action_id)
+            if action is None:
+                raise LedgerError(f"no action {args.action_id!r} in the ledger")
+            if args.format == "json":
+                print(json.dumps(action, indent=2, ensure_ascii=False))
+            else:
+                s = action["subject"]
+                print(f"{action['id']}  {action['policy']}/{action['rule']} → {action['verb']}  "
+                      f"{s['kind']} {s['id'] or s.get('school_id', '')} on {action['as_of']}")
+                print(f"  {action['reason']}")
+                for h in action["history"]:
+                    print(f"  {h['changed_at']}  {h['status']:<9}  by {h['changed_by']}" + (f": {h['note']}" if h["note"] else ""))
+        elif args.ledger_command == "runs":
+            runs = ledger.runs(args.limit or 20)
+            if args.format == "json":
+                sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in runs))
+            else:
+                if not runs:
+                    print("No runs.")
+                for r in runs:
+                    policies = ", ".join(f"{p['id']}" + (f"@{p['school_id']}" if p.get("school_id") else "")
+                                         for p in r.get("policies", []))
+                    print(f"run {r['id']}  {r['recorded_at']}  as of {r.get('as_of')}  {r['new_actions']} new of "
+                          f"{r['evaluated_actions']}  rollbook {r.get('rollbook_version')}  register "
+                          f"{r.get('register', {}).get('sha256', '')[:12]}  policies: {policies}")
+        else:  # outbox
+            counts = ledger.delivery_counts()
+            if not counts:
+                print("The outbox is empty (no run used --webhook).")
+            from .ledger import redact
+            for sink, states in sorted(counts.items()):
+                print(f"{redact(sink)}: {states.get('pending', 0)} pending, {states.get('delivered', 0)} delivered")
+        return EXIT_OK
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    finally:
+        ledger.close()
+
+
+# ---- rollbook serve --------------------------------------------------------------------------
+
+def cmd_serve(args) -> int:
+    from .service_auth import KeysFileError, hash_key, key_entry, load_keys, new_key
+
+    if args.print_openapi:
+        from .service import openapi_document
+
+        print(json.dumps(openapi_document(), indent=2))
+        return EXIT_OK
+    if args.new_key:
+        if (args.school is None) == (args.trust is None):
+            print("error: --new-key needs exactly one of --school ID or --trust NAME", file=sys.stderr)
+            return EXIT_USAGE
+        if args.key_from_stdin:
+            key = sys.stdin.readline().strip()
+            if not key:
+                print("error: --key-from-stdin: no key on standard input", file=sys.stderr)
+                return EXIT_USAGE
+        else:
+            key = new_key()
+            print(f"# the key for {args.new_key} (shown once: give it to the integrator, keep only the hash)", file=sys.stderr)
+            print(key, file=sys.stderr)
+        print(key_entry(args.new_key, hash_key(key), args.school, args.trust), end="")
+        return EXIT_OK
+    missing = [flag for flag, value in (("--policies", args.policies), ("--ledger", args.ledger), ("--keys", args.keys))
+               if not value]
+    if missing:
+        print(f"error: rollbook serve needs {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.max_body_mb <= 0 or args.workers < 1 or args.reload_interval < 0:
+        print("error: --max-body-mb and --workers must be positive and --reload-interval not negative", file=sys.stderr)
+        return EXIT_USAGE
+    import logging
+
+    import uvicorn
+
+    from .ledger import LedgerError, open_ledger
+    from .service import Service, ServiceConfig, asgi_app
+
+    policies = Path(args.policies)
+    if not policies.is_dir():
+        print(f"error: --policies {policies} is not a folder", file=sys.stderr)
+        return EXIT_PROBLEMS
+    try:
+        keys = load_keys(args.keys)
+    except KeysFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        ledger = open_ledger(args.ledger)
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    config = ServiceConfig(policies, args.ledger, int(args.max_body_mb * 1024 * 1024), args.reload_interval,
+                           args.workers, args.rules_engine)
+    service = Service(config, keys, ledger)
+    snapshot = service.store.current
+    print(f"rollbook serve: {snapshot.serving} policies serving ({', '.join(sorted(snapshot.by_school)) or 'no school'}), "
+          f"{len(keys)} keys, on http://{args.host}:{args.port}", file=sys.stderr)
+    try:
+        uvicorn.run(asgi_app(service), host=args.host, port=args.port, access_log=False, log_level="info",
+                    timeout_graceful_shutdown=30)
+    finally:
+        service.close()
+        ledger.close()
+    return EXIT_OK
+
+
 # ---- the parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -485,6 +719,103 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="the folder to write")
     p.add_argument("--force", action="store_true", help="overwrite register files in a non-empty folder")
     p.set_defaults(func=cmd_sample)
+
+    ledger_help = ("the ledger's URL: sqlite:///path/to/ledger.db (four slashes for an absolute path) or "
+                   "postgresql://user@host:port/database; default: $ROLLBOOK_LEDGER")
+    p = sub.add_parser("run", help="evaluate every school's policy for a day and record the new actions in the ledger",
+                       description="An incremental daily run: evaluate each school's policy (the policies in DIR with "
+                                   "a `school:` block, matched to the register's school_id by `school.id`) for the "
+                                   "as-of date, reading the ledger's prior actions for escalations and limits; record "
+                                   "the actions the ledger has not seen, with a decision-log entry, in one "
+                                   "transaction; print only those new actions. Re-running a day prints nothing. "
+                                   "See docs/ledger.md.",
+                       epilog="Example: rollbook run --policies examples/integration/policies --register "
+                              "examples/sample-register --as-of 2025-11-03 --ledger sqlite:///rollbook-ledger.db "
+                              "--format table")
+    p.add_argument("--policies", required=True, metavar="DIR", help="the folder of policy files (bases included)")
+    p.add_argument("--register", required=True, metavar="PATH", help="the register folder (docs/register-format.md)")
+    p.add_argument("--as-of", required=True, metavar="YYYY-MM-DD", help="the day to evaluate")
+    p.add_argument("--ledger", metavar="URL", help=ledger_help)
+    p.add_argument("--format", choices=("jsonl", "csv", "table"), default="jsonl", help="how to print the new actions")
+    p.add_argument("--out", metavar="FILE", help="write the new actions to FILE instead of standard output")
+    p.add_argument("--webhook", metavar="URL", help="also POST each new action to URL (JSON, Idempotency-Key header "
+                                                    "= the action id), through the ledger's outbox: undelivered "
+                                                    "actions are retried by the next run")
+    p.add_argument("--webhook-attempts", type=int, default=5, metavar="N", help="tries per action in this run (default 5)")
+    p.add_argument("--webhook-backoff", type=float, default=0.5, metavar="SECONDS",
+                   help="first wait between tries, doubled each time up to 8 s (default 0.5)")
+    p.add_argument("--rules-engine", choices=("auto", "durable", "builtin"), default="auto",
+                   help="as for `rollbook eval` (same answers)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("ledger", help="list, follow up and audit the actions in the ledger",
+                       description="Read and update the action ledger that `rollbook run` records in: list actions "
+                                   "(by status, school, rule; or page by sequence number with --since), set an "
+                                   "action's status (open, done, dismissed) with who and why, show an action's "
+                                   "history, list the decision log of runs, show the webhook outbox.",
+                       epilog="Example: rollbook ledger set-status act_0123... done --by j.smith --note "
+                              "'letter posted' --ledger sqlite:///rollbook-ledger.db")
+    ledger_sub = p.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND", required=True)
+    q = ledger_sub.add_parser("actions", help="list actions", description="List the ledger's actions, oldest first.")
+    q.add_argument("--status", choices=("open", "done", "dismissed"), help="only actions with this status")
+    q.add_argument("--school", action="append", metavar="ID", help="only this school's actions (repeatable)")
+    q.add_argument("--rule", metavar="RULE", help="only this rule's actions")
+    q.add_argument("--policy", metavar="ID", help="only this policy's actions")
+    q.add_argument("--since", type=int, metavar="SEQ", help="only actions after this sequence number (a cursor; the "
+                                                            "next cursor is printed on stderr)")
+    q.add_argument("--limit", type=int, metavar="N", help="at most N actions")
+    q.add_argument("--format", choices=("table", "jsonl", "csv"), default="table", help="output format")
+    q.add_argument("--ledger", metavar="URL", help=ledger_help)
+    q = ledger_sub.add_parser("set-status", help="change an action's status",
+                              description="Set an action's status; the change (who, when, note) is kept in its history.")
+    q.add_argument("action_id", metavar="ACTION_ID")
+    q.add_argument("status", choices=("open", "done", "dismissed"))
+    q.add_argument("--by", required=True, metavar="WHO", help="who made the change")
+    q.add_argument("--note", metavar="TEXT", help="why")
+    q.add_argument("--ledger", metavar="URL", help=ledger_help)
+    q = ledger_sub.add_parser("history", help="show an action and every status it has had",
+                              description="Show an action, its reason and its status history, oldest first.")
+    q.add_argument("action_id", metavar="ACTION_ID")
+    q.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    q.add_argument("--ledger", metavar="URL", help=ledger_help)
+    q = ledger_sub.add_parser("runs", help="list the decision log", description="The decision log, newest run first: "
+                              "as-of date, policies and their hashes, the register digest, counts, Rollbook version.")
+    q.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default 20)")
+    q.add_argument("--format", choices=("table", "json"), default="table", help="table, or json (one run per line)")
+    q.add_argument("--ledger", metavar="URL", help=ledger_help)
+    q = ledger_sub.add_parser("outbox", help="show the webhook outbox", description="Pending and delivered counts per webhook.")
+    q.add_argument("--ledger", metavar="URL", help=ledger_help)
+    p.set_defaults(func=cmd_ledger)
+
+
+    p = sub.add_parser("serve", help="run the HTTP service (register batches in, actions out)",
+                       description="Serve the policies of a folder over HTTP: integrators submit a school's register "
+                                   "batch and get its new actions, recorded once in the ledger; list actions since a "
+                                   "cursor, update their status, list and check policies. Every request needs an API "
+                                   "key from the keys file, scoped to a school or a trust. Policy files are reloaded "
+                                   "when they change; a file that fails `check` is refused and the version before it "
+                                   "keeps serving. The OpenAPI description is at /openapi.json. See docs/service.md.",
+                       epilog="Example: rollbook serve --policies policies --ledger sqlite:///ledger.db --keys keys.yaml"
+                              "  |  rollbook serve --new-key mason-moor-mis --school mason-moor >> keys.yaml")
+    p.add_argument("--policies", metavar="DIR", help="the policy folder (school policies and the bases they extend)")
+    p.add_argument("--ledger", metavar="URL", help="the action ledger: sqlite:///path/to/ledger.db or postgresql://...")
+    p.add_argument("--keys", metavar="FILE", help="the API keys file (YAML: name, sha256, school or trust per key)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--max-body-mb", type=float, default=64, metavar="MB",
+                   help="largest request body accepted, in MiB (default 64; larger gets 413)")
+    p.add_argument("--reload-interval", type=float, default=2.0, metavar="SECONDS",
+                   help="how often the policy folder is checked for changes (default 2; 0: never reload)")
+    p.add_argument("--workers", type=int, default=2, help="evaluation threads (default 2)")
+    p.add_argument("--rules-engine", choices=("builtin", "durable"), default="builtin",
+                   help="builtin (default: runs concurrently) or durable (durable-rules; runs one at a time)")
+    p.add_argument("--print-openapi", action="store_true", help="print the OpenAPI description (JSON) and exit")
+    p.add_argument("--new-key", metavar="NAME",
+                   help="make a random API key (printed on stderr) and print its keys-file entry; with --school or --trust")
+    p.add_argument("--school", metavar="ID", help="with --new-key: the school the key reaches (a school policy's id)")
+    p.add_argument("--trust", metavar="NAME", help="with --new-key: the trust the key reaches (its policies' school.trust)")
+    p.add_argument("--key-from-stdin", action="store_true", help="with --new-key: hash the key read from stdin instead")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("import", help="turn an MIS attendance export into a register",
                        description="Read a school MIS attendance export (SIMS, Arbor, Bromcom...) and write a register "
