@@ -260,14 +260,14 @@ class _Reader:
         kind = given[0]
         return kind, _text(item[kind])
 
-    def rule_id(self, path, rule: str, policy) -> bool:
+    def rule_id(self, path, rule: str, policy, otherwise: str | None = None) -> bool:
         ids = [r.id for r in policy.rules]
         if rule in ids:
             return True
         disabled = getattr(policy, "disabled", {}) or {}
         why = f" (it is disabled in this policy: {disabled[rule]})" if rule in disabled else ""
         self.fail("test.rule", f"the policy `{policy.id}` has no rule `{rule}`{why}", path + ("rule",),
-                  hint=did_you_mean(rule, ids) or "rules: " + ", ".join(ids))
+                  hint=" ".join(filter(None, [did_you_mean(rule, ids) or "rules: " + ", ".join(ids), otherwise])))
         return False
 
     def case(self, path, data: dict, defaults: dict, policy) -> Case | None:
@@ -287,9 +287,15 @@ class _Reader:
             p = path + ("prior", i)
             subject = self.subject(p, item)
             day = self.date(p + ("as_of",), item["as_of"])
-            if subject is None or day is None or not self.rule_id(p, item["rule"], policy):
+            if subject is None or day is None:
                 continue
-            verb = item.get("verb") or next(r for r in policy.rules if r.id == item["rule"]).actions[0].verb
+            # The ledger may hold actions of rules outside this policy (a school policy's support
+            # offers, read by `actions with verb ...`): such an action names its verb.
+            if not item.get("verb") and not self.rule_id(p, item["rule"], policy,
+                                                         "or give the `verb` of an action from another policy"):
+                continue
+            rule = next((r for r in policy.rules if r.id == item["rule"]), None)
+            verb = item.get("verb") or rule.actions[0].verb
             prior.append(PriorAction(item["rule"], verb, subject[0], subject[1], "", day,
                                      bool(item.get("alternative", False)), item.get("status", "open")))
         expect = []
@@ -358,7 +364,9 @@ def load_test_file(path: Path | str) -> LoadedTestFile:
         if case is not None:
             cases.append(case)
     if reader.problems:
-        return LoadedTestFile(shown, None, reader.problems, sources)
+        # A marks text shared through a YAML alias is parsed once per use: report each problem once.
+        unique = list({(d.span, d.code, d.message): d for d in reader.problems}.values())
+        return LoadedTestFile(shown, None, unique, sources)
     return LoadedTestFile(shown, TestFile(shown, str(policy_path), check.policy, cases), [], sources)
 
 
