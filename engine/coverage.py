@@ -12,6 +12,8 @@ Definitions (docs/policy-tests.md):
   as false, exactly as a rule is decided. The subjects are every subject the rule is evaluated
   for (every pupil on roll on the as-of date, or every class, year group, school).
 * An operand is **covered** when it was decisive for at least one subject in at least one case.
+  The report also says whether it was ever decisive while true (it made the condition hold, or
+  an `or` hold) and while false (it stopped the condition); a well-tested operand is both.
 
 The truth values come from the facts table the evaluation built (`Evaluation.facts`); nothing is
 counted again here.
@@ -60,19 +62,25 @@ def rule_operands(rule, predicate) -> list[Operand]:
     return out
 
 
-def _value(pred, atoms: tuple, truth: list[bool], path: tuple, flipped: tuple | None) -> bool:
+def _value(pred, atoms: tuple, truth: list[bool], path: tuple, flipped: tuple | None, seen: dict | None = None) -> bool:
+    """The predicate's value with the operand at `flipped` negated; `seen` collects each
+    operand's own (unflipped) value by path."""
     if isinstance(pred, (AllOf, AnyOf)):
-        values = [_value(p, atoms, truth, path + (i,), flipped) for i, p in enumerate(pred.parts)]
+        values = [_value(p, atoms, truth, path + (i,), flipped, seen) for i, p in enumerate(pred.parts)]
         value = all(values) if isinstance(pred, AllOf) else any(values)
     else:
         value = truth[atoms.index(pred)]
+    if seen is not None:
+        seen[path] = value
     return (not value) if path == flipped else value
 
 
-def decisive_operands(predicate, atoms: tuple, truth: list[bool], operands: list[Operand]) -> set[tuple[int, ...]]:
-    """The paths of the operands that are decisive for one subject whose atoms have `truth`."""
-    whole = _value(predicate, atoms, truth, (), None)
-    return {o.path for o in operands if _value(predicate, atoms, truth, (), o.path) != whole}
+def decisive_operands(predicate, atoms: tuple, truth: list[bool], operands: list[Operand]) -> set[tuple[tuple[int, ...], bool]]:
+    """(path, the operand's value) of each operand that is decisive for one subject whose atoms
+    have `truth`."""
+    own: dict = {}
+    whole = _value(predicate, atoms, truth, (), None, own)
+    return {(o.path, own[o.path]) for o in operands if _value(predicate, atoms, truth, (), o.path) != whole}
 
 
 @dataclass
@@ -80,7 +88,7 @@ class RuleObservation:
     evaluated: int = 0  # subject evaluations
     held: int = 0  # subjects for whom the condition held
     acted: int = 0  # actions produced
-    decisive: set = field(default_factory=set)  # operand paths decisive at least once
+    decisive: set = field(default_factory=set)  # (operand path, its value) when it was decisive
 
 
 @dataclass
@@ -130,7 +138,7 @@ class RuleCoverage:
     where: str  # file:line:col of the rule's id
     acted: bool
     held: bool
-    operands: list[tuple[Operand, bool]]  # each operand and whether it was ever decisive
+    operands: list[tuple[Operand, bool, bool]]  # each operand; ever decisive when true; when false
 
 
 @dataclass
@@ -154,7 +162,7 @@ class PolicyCoverage:
 
     @property
     def operands_decisive(self) -> int:
-        return sum(1 for r in self.rules for _, d in r.operands if d)
+        return sum(1 for r in self.rules for _, t, f in r.operands if t or f)
 
 
 def policy_coverage(policy, observations: list[Observation]) -> PolicyCoverage:
@@ -169,7 +177,8 @@ def policy_coverage(policy, observations: list[Observation]) -> PolicyCoverage:
         decisive = set().union(*(s.decisive for s in seen)) if seen else set()
         where = f"{rule.span.path}:{rule.span.line}:{rule.span.column}" if rule.span else rule.defined_in
         rules.append(RuleCoverage(rule.id, where, any(s.acted for s in seen), any(s.held for s in seen),
-                                  [(op, op.path in decisive) for op in rule_operands(rule, compiled.predicate)]))
+                                  [(op, (op.path, True) in decisive, (op.path, False) in decisive)
+                                   for op in rule_operands(rule, compiled.predicate)]))
     return PolicyCoverage(policy.id, policy.path, len(observations), rules)
 
 
@@ -190,11 +199,12 @@ def render_coverage(report: PolicyCoverage) -> str:
             if not r.operands:
                 continue
             lines.append(f"    {r.rule_id}:")
-            for op, decisive in r.operands:
+            for op, when_true, when_false in r.operands:
                 at = f"{op.line}:{op.column}" if op.line else "?"
                 depth = "  " * (len(op.path) - 1)
-                mark = "decisive" if decisive else "NEVER decisive"
-                lines.append(f"      {depth}{mark:<14} {op.operator} operand {op.path[-1] + 1} at {at}: {op.text}")
+                mark = {(True, True): "decisive", (True, False): "decisive (true only)",
+                        (False, True): "decisive (false only)", (False, False): "NEVER decisive"}[(when_true, when_false)]
+                lines.append(f"      {depth}{mark:<22} {op.operator} operand {op.path[-1] + 1} at {at}: {op.text}")
     return "\n".join(lines)
 
 
@@ -204,5 +214,6 @@ def coverage_dict(report: PolicyCoverage) -> dict:
         "rules_covered": report.rules_covered, "rules": len(report.rules), "percent": round(report.percent, 1),
         "never_acted": [{"rule": r.rule_id, "defined_at": r.where, "condition_held": r.held} for r in report.rules if not r.acted],
         "operands": [{"rule": r.rule_id, "operator": op.operator, "position": list(op.path), "text": op.text,
-                      "line": op.line, "column": op.column, "decisive": d} for r in report.rules for op, d in r.operands],
+                      "line": op.line, "column": op.column, "decisive": t or f, "decisive_when_true": t,
+                      "decisive_when_false": f} for r in report.rules for op, t, f in r.operands],
     }

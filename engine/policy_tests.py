@@ -120,6 +120,7 @@ class _Reader:
     def __init__(self, doc: SourceDocument):
         self.doc = doc
         self.problems: list[Diagnostic] = []
+        self.locators: dict = {}
 
     def span(self, path, key: bool = False) -> Span:
         return self.doc.span(path, key)
@@ -129,7 +130,9 @@ class _Reader:
 
     def text_span(self, path, start: int, end: int) -> Span:
         """The span of offsets [start, end) inside the scalar at `path`."""
-        locate = self.doc.locator(path)
+        if path not in self.locators:
+            self.locators[path] = self.doc.locator(path)
+        locate = self.locators[path]
         line, column = locate(start)
         end_line, end_column = locate(max(start, end - 1))
         return Span(self.doc.path, line, column, end_line, end_column + 1)

@@ -192,10 +192,15 @@ def check_code(code: str) -> tuple[str, str | None] | None:
         return f"code `{code}` was retired in 2024 and is not accepted", catalogue.retired[code]
     if code.upper() in catalogue:
         return f"unknown attendance code `{code}`", f"codes are upper case: did you mean `{code.upper()}`?"
-    if len(code) == 2 and code[0] in catalogue:
-        return (f"unknown attendance code `{code}`",
-                f"a digit always belongs to the letter before it; `{code[0]}` takes no digit (codes with a digit: "
-                f"{' '.join(sorted(c for c in catalogue.codes if len(c) == 2))})")
+    if len(code) == 2 and code[1].isdigit():
+        with_digit = sorted(c for c in catalogue.codes if len(c) == 2)
+        same_letter = [c for c in with_digit if c[0] == code[0]]
+        if same_letter:
+            return f"unknown attendance code `{code}`", f"`{code[0]}` with a digit is one of {' '.join(same_letter)}"
+        if code[0] in catalogue:
+            return (f"unknown attendance code `{code}`",
+                    f"a digit always belongs to the letter before it, and `{code[0]}` takes none (codes with a digit: "
+                    f"{' '.join(with_digit)})")
     return f"unknown attendance code `{code}`", "valid codes: " + " ".join(sorted(catalogue.codes))
 
 
