@@ -37,6 +37,7 @@ class Operand:
     text: str  # its source text (canonical form)
     line: int | None
     column: int | None
+    negated: bool = False  # under an odd number of `not`s: its compiled value is the negation of its own
 
 
 def rule_operands(rule, predicate) -> list[Operand]:
@@ -46,17 +47,17 @@ def rule_operands(rule, predicate) -> list[Operand]:
 
     out: list[Operand] = []
 
-    def walk(node, pred, path):
+    def walk(node, pred, path, negated=False):
         while isinstance(node, ast.Not):
-            node = node.operand
+            node, negated = node.operand, not negated
         if isinstance(pred, (AllOf, AnyOf)):
             if not isinstance(node, ast.BoolOp) or len(node.operands) != len(pred.parts):
                 raise AssertionError(f"rule {rule.id}: the compiled predicate does not follow the condition")
             for i, (child, part) in enumerate(zip(node.operands, pred.parts)):
                 span = child.span
                 out.append(Operand(path + (i,), node.op, format_condition(child),
-                                   span.line if span else None, span.column if span else None))
-                walk(child, part, path + (i,))
+                                   span.line if span else None, span.column if span else None, negated))
+                walk(child, part, path + (i,), negated)
 
     walk(rule.condition, predicate, ())
     return out
@@ -76,11 +77,12 @@ def _value(pred, atoms: tuple, truth: list[bool], path: tuple, flipped: tuple | 
 
 
 def decisive_operands(predicate, atoms: tuple, truth: list[bool], operands: list[Operand]) -> set[tuple[tuple[int, ...], bool]]:
-    """(path, the operand's value) of each operand that is decisive for one subject whose atoms
-    have `truth`."""
+    """(path, the operand's value as written) of each operand that is decisive for one subject
+    whose atoms have `truth`. (The compiled predicate is in negation normal form: an operand under
+    `not` has the negation of its written value there.)"""
     own: dict = {}
     whole = _value(predicate, atoms, truth, (), None, own)
-    return {(o.path, own[o.path]) for o in operands if _value(predicate, atoms, truth, (), o.path) != whole}
+    return {(o.path, own[o.path] != o.negated) for o in operands if _value(predicate, atoms, truth, (), o.path) != whole}
 
 
 @dataclass

@@ -68,8 +68,13 @@ class Expectation:
     span: Span
 
     def describe(self) -> str:
-        verb = f" ({self.verb})" if self.verb else ""
-        return f"{self.rule}{verb} for {subject_words(self.kind, self.subject_id)}"
+        what = [self.verb] if self.verb else []
+        if self.params:
+            what.append(json.dumps(self.params, sort_keys=True))
+        if self.alternative is not None:
+            what.append("the alternative action" if self.alternative else "not the alternative action")
+        shown = f" ({', '.join(what)})" if what else ""
+        return f"{self.rule}{shown} for {subject_words(self.kind, self.subject_id)}"
 
 
 @dataclass
@@ -295,7 +300,7 @@ class _Reader:
             # The ledger may hold actions of rules outside this policy (a school policy's support
             # offers, read by `actions with verb ...`): such an action names its verb.
             if not item.get("verb") and not self.rule_id(p, item["rule"], policy,
-                                                         "or give the `verb` of an action from another policy"):
+                                                         "(an action of a rule from another policy gives its `verb`)"):
                 continue
             rule = next((r for r in policy.rules if r.id == item["rule"]), None)
             verb = item.get("verb") or rule.actions[0].verb
@@ -336,12 +341,17 @@ def load_test_file(path: Path | str) -> LoadedTestFile:
     shown = str(path)
     doc, problems = read_document(path)
     sources = Sources({shown: doc.text} if doc else {})
+    # The YAML reader is shared with policies: say its test-file messages in a test file's words.
+    problems = [error(d.code, d.message, d.span, hint="a test file names its `policy:` and lists its `cases:` "
+                      "(see docs/policy-tests.md)") if d.code == "policy.empty" else d for d in problems]
     if doc is None or has_errors(problems):
         return LoadedTestFile(shown, None, problems, sources)
     if not isinstance(doc.data, dict):
         return LoadedTestFile(shown, None, [error("test.type", "a test file is a mapping with `policy:` and `cases:`",
                                                   doc.span(()), hint="see docs/policy-tests.md")], sources)
-    problems = validate_against(policy_test_schema(), doc)
+    problems = [d if not (d.hint or "").startswith("policies are read as YAML 1.2") else
+                error(d.code, d.message, d.span, hint=d.hint.replace("policies are", "test files are"), expected=d.expected)
+                for d in validate_against(policy_test_schema(), doc)]
     if problems:
         return LoadedTestFile(shown, None, problems, sources)
     policy_path = path.parent / doc.data["policy"]

@@ -280,13 +280,14 @@ def _week_line(at: int, first: str, groups, calendar: NotationCalendar, marks, p
     monday = monday_of(day)
     open_days = calendar.week_open_days(monday)
     if not open_days:
-        problems.append(NotationProblem(at, at + len(first), f"the school is closed all week {monday.isoformat()}",
+        problems.append(NotationProblem(at, at + len(first), f"the school is closed the whole week of {monday.isoformat()}",
                                         "leave out weeks the school is closed, or open days with the test's calendar"))
         return
     if day != monday and day != open_days[0]:
         problems.append(NotationProblem(
             at, at + len(first), f"{_day_name(day)} neither is a Monday nor is the week's first open day",
-            f"start the line with the week's Monday {monday.isoformat()} (or its first open day {open_days[0].isoformat()})"))
+            f"start the line with the week's Monday {monday.isoformat()}" +
+            (f" (or its first open day {open_days[0].isoformat()})" if open_days[0] != monday else "")))
         return
     if len(groups) != len(open_days):
         listed = ", ".join(f"{_WEEKDAY_NAMES[d.weekday()]} {d.day}" for d in open_days)
