@@ -35,6 +35,7 @@ SUBJECT_KEYS = ("pupil", "class", "year_group", "school")
 # Pupil columns written for every pupil, with their defaults (docs/register-format.md).
 PUPIL_DEFAULTS = {"year_group": "3", "reg_group": "3A", "joined_on": "", "left_on": "", "sen": "N"}
 YES_NO_ATTRIBUTES = ("ehcp", "fsm", "cin", "lac", "social_worker", "cp", "young_carer", "pupil_premium", "eal")
+KNOWN_PUPIL_COLUMNS = (*PUPIL_DEFAULTS, "date_of_birth", "integration_end", *YES_NO_ATTRIBUTES)
 
 
 @lru_cache(maxsize=None)
@@ -126,6 +127,7 @@ class _Reader:
         self.doc = doc
         self.problems: list[Diagnostic] = []
         self.locators: dict = {}
+        self.known_attributes: set[str] = set(KNOWN_PUPIL_COLUMNS)
 
     def span(self, path, key: bool = False) -> Span:
         return self.doc.span(path, key)
@@ -247,6 +249,11 @@ class _Reader:
                     day = self.date(path + ("minutes_late", key), day_text)
                     if day is not None:
                         late[(day, session)] = minutes
+            elif name not in self.known_attributes:
+                self.fail("test.attribute", f"`{name}` is not a register column or an attribute the policy declares",
+                          path + (name,), key=True,
+                          hint=did_you_mean(name, [*self.known_attributes, "marks", "minutes_late"]) or
+                          "declare it under `attributes:` in the policy to test it")
             else:
                 if name in ("date_of_birth", "integration_end") and value not in (None, ""):
                     if self.date(path + (name,), _text(value)) is None:
@@ -365,6 +372,7 @@ def load_test_file(path: Path | str) -> LoadedTestFile:
                                                   doc.span(("policy",)), hint=f"run `rollbook check {policy_path}`")]
                               + [d for d in check.diagnostics if d.severity == "error"], sources)
     reader = _Reader(doc)
+    reader.known_attributes |= set(check.policy.attributes)
     names: dict[str, int] = {}
     cases = []
     for i, data in enumerate(doc.data["cases"]):
@@ -607,7 +615,9 @@ def _unfired_measures(evaluation, rule_id: str, kind: str, subject_id: str) -> s
     names = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
     if not rows:
-        return f"{subject_words(kind, subject_id)} is not evaluated on this date (not on roll, or not in the register)"
+        if kind == "pupil":
+            return f"pupil {subject_id} is not evaluated on this date (not on roll then, or not in the register)"
+        return f"{subject_words(kind, subject_id)} has no pupils in the register"
     row = dict(zip(names, rows[0]))
     parts = []
     for text, expr in compiled.measures:

@@ -1,9 +1,9 @@
 """`rollbook test`: the register notation, test-file errors, the runner's output, JUnit XML and
 coverage.
 
-Goldens live in tests/golden/policy-tests/: errors/NAME.test.yaml with NAME.expected (the screen
-`rollbook test NAME.test.yaml` shows, run from that folder) and runner/ (a passing and a failing
-file). Regenerate with ROLLBOOK_UPDATE_GOLDEN=1 and review the diff by hand.
+Goldens live in tests/golden/policy-tests/: errors/NAME.yaml with NAME.expected (the screen
+`rollbook test NAME.yaml` shows, run from that folder), runner/ (a passing and a failing file) and
+coverage/. Regenerate with ROLLBOOK_UPDATE_GOLDEN=1 and review the diff by hand.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "policy-tests"
 ERRORS = GOLDEN / "errors"
 RUNNER = GOLDEN / "runner"
-ERROR_CASES = sorted(p.name[: -len(".test.yaml")] for p in ERRORS.glob("*.test.yaml"))
+# Inputs are named NAME.yaml, not NAME.test.yaml, so that `rollbook test` run over the repository
+# does not pick up these deliberately broken and failing files (explicit files may have any name).
+ERROR_CASES = sorted(p.stem for p in ERRORS.glob("*.yaml") if p.name != "letters.yaml")
 TIME = re.compile(r" in \d+\.\d+ s$", re.M)
 
 
@@ -188,13 +190,13 @@ def test_enough_error_cases():
     topics = {"notation-unknown-code", "notation-retired-code", "notation-lower-case", "notation-digit-without-letter",
               "notation-unknown-digit-code", "notation-too-few-groups", "notation-too-many-groups", "notation-bad-date",
               "notation-not-monday", "notation-half-day", "rule-unknown", "schema-bad-date", "schema-unknown-key",
-              "yaml-syntax", "register-mark-before-joining", "policy-missing"}
+              "yaml-syntax", "register-mark-before-joining", "policy-missing", "pupil-unknown-attribute"}
     assert topics <= set(ERROR_CASES)
 
 
 @pytest.mark.parametrize("name", ERROR_CASES)
 def test_error_screen_matches_golden(name, monkeypatch, capsys, update_golden):
-    code, out, err = run_cli(monkeypatch, capsys, ERRORS, f"{name}.test.yaml")
+    code, out, err = run_cli(monkeypatch, capsys, ERRORS, f"{name}.yaml")
     assert code == 1
     assert "Traceback" not in out + err and "internal error" not in err
     check_golden(ERRORS / f"{name}.expected", out, update_golden)
@@ -245,14 +247,14 @@ def test_notation_errors_point_at_the_code(name, under):
 
 @pytest.mark.parametrize("name, exit_code", [("passing", 0), ("failing", 1)])
 def test_runner_output_matches_golden(name, exit_code, monkeypatch, capsys, update_golden):
-    code, out, err = run_cli(monkeypatch, capsys, GOLDEN, f"runner/{name}.test.yaml")
+    code, out, err = run_cli(monkeypatch, capsys, GOLDEN, f"runner/{name}.yaml")
     assert code == exit_code
     check_golden(RUNNER / f"{name}.expected", out, update_golden)
 
 
 def test_failing_file_shows_expected_against_actual():
     text = (RUNNER / "failing.expected").read_text(encoding="utf-8")
-    assert text.splitlines()[0] == "runner/failing.test.yaml .FFFFF"
+    assert text.splitlines()[0] == "runner/failing.yaml .FFFFF"
     # not fired: the rule's own measures for the pupil; fired when it must not: the evidence
     assert "first-letter did not act; its measures: attendance this term = 91.7% (33 of 36)" in text
     assert "expected first-letter for pupil BELOW not to fire" in text
@@ -265,32 +267,32 @@ def test_failing_file_shows_expected_against_actual():
 
 def test_junit_xml(monkeypatch, capsys, tmp_path):
     out = tmp_path / "junit.xml"
-    code, _, err = run_cli(monkeypatch, capsys, GOLDEN, "runner", "errors/rule-unknown.test.yaml",
+    code, _, err = run_cli(monkeypatch, capsys, GOLDEN, "runner/failing.yaml", "runner/passing.yaml", "errors/rule-unknown.yaml",
                            "--format", "junit", "--out", str(out))
     assert code == 1
     assert "5 failed" in err and f"wrote JUnit XML to {out}" in err
     root = ET.parse(out).getroot()
     assert root.tag == "testsuites"
     suites = {s.get("name"): s for s in root.findall("testsuite")}
-    assert set(suites) == {"runner/failing.test.yaml", "runner/passing.test.yaml", "errors/rule-unknown.test.yaml"}
-    failing = suites["runner/failing.test.yaml"]
+    assert set(suites) == {"runner/failing.yaml", "runner/passing.yaml", "errors/rule-unknown.yaml"}
+    failing = suites["runner/failing.yaml"]
     assert (failing.get("tests"), failing.get("failures"), failing.get("errors")) == ("6", "5", "0")
     cases = {c.get("name"): c for c in failing.findall("testcase")}
-    assert len(cases) == 6 and all(c.get("classname") == "runner/failing.test.yaml" for c in cases.values())
+    assert len(cases) == 6 and all(c.get("classname") == "runner/failing.yaml" for c in cases.values())
     assert cases["passes"].find("failure") is None
     failure = cases["three illness sessions take attendance below 90%"].find("failure")
     assert failure.get("message") == "expected first-letter for pupil AT to fire"
     assert "attendance this term = 91.7% (33 of 36)" in failure.text
-    passing = suites["runner/passing.test.yaml"]
+    passing = suites["runner/passing.yaml"]
     assert (passing.get("tests"), passing.get("failures")) == ("2", "0")
     assert all(c.find("failure") is None and c.find("error") is None for c in passing.findall("testcase"))
-    broken = suites["errors/rule-unknown.test.yaml"]
+    broken = suites["errors/rule-unknown.yaml"]
     error = broken.find("testcase").find("error")
     assert broken.get("errors") == "1" and "no rule `first-leter`" in error.text
 
 
 def test_junit_to_standard_output(monkeypatch, capsys):
-    code, out, err = run_cli(monkeypatch, capsys, GOLDEN, "runner/passing.test.yaml", "--format", "junit")
+    code, out, err = run_cli(monkeypatch, capsys, GOLDEN, "runner/passing.yaml", "--format", "junit")
     assert code == 0
     assert ET.fromstring(out.split("\n", 1)[1]).find("testsuite").get("tests") == "2"
     assert "2 passed, 0 failed" in err
@@ -300,7 +302,7 @@ def test_junit_to_standard_output(monkeypatch, capsys):
 def test_bad_command_line_exits_2(args, monkeypatch, capsys):
     monkeypatch.chdir(GOLDEN)
     try:
-        code = main(["test", *args, "runner/passing.test.yaml"])
+        code = main(["test", *args, "runner/passing.yaml"])
     except SystemExit as exc:  # argparse
         code = exc.code
     assert code == 2
@@ -359,7 +361,7 @@ def test_decisive_operands_nested_and_under_not(tmp_path):
 def test_coverage_of_an_or_operand_that_is_never_decisive(monkeypatch, capsys, update_golden):
     """One case, one pupil below 90%: the first `or` operand holds for every subject, so the second
     never matters; the certificate rule never acts."""
-    result = run_test_file(GOLDEN / "coverage" / "or-never-decisive.test.yaml", coverage=True)
+    result = run_test_file(GOLDEN / "coverage" / "or-never-decisive.yaml", coverage=True)
     assert [c.status for c in result.cases] == ["pass"]
     report = policy_coverage(result.loaded.test_file.policy, [c.observation for c in result.cases])
     assert (report.rules_covered, len(report.rules), report.percent) == (1, 2, 50.0)
@@ -368,14 +370,14 @@ def test_coverage_of_an_or_operand_that_is_never_decisive(monkeypatch, capsys, u
     assert [(op.text, t, f) for op, t, f in first.operands] == [
         ("attendance this term < 90%", True, False), ("sessions coded {G, O} this term >= 4", False, False)]
     assert certificate.where == f"{GOLDEN / 'coverage' / 'letters.yaml'}:13:9"
-    code, out, _ = run_cli(monkeypatch, capsys, GOLDEN, "--coverage", "coverage/or-never-decisive.test.yaml")
+    code, out, _ = run_cli(monkeypatch, capsys, GOLDEN, "--coverage", "coverage/or-never-decisive.yaml")
     assert code == 0
     check_golden(GOLDEN / "coverage" / "or-never-decisive.expected", out, update_golden)
     assert "NEVER decisive         or operand 2 at 9:41: sessions coded {G, O} this term >= 4" in out
     code, out, _ = run_cli(monkeypatch, capsys, GOLDEN, "--coverage", "--fail-under", "100",
-                           "coverage/or-never-decisive.test.yaml")
+                           "coverage/or-never-decisive.yaml")
     assert code == 1 and "rule coverage 50.0% of example-letters is below --fail-under 100%" in out
-    code, _, _ = run_cli(monkeypatch, capsys, GOLDEN, "--coverage", "--fail-under", "50", "coverage/or-never-decisive.test.yaml")
+    code, _, _ = run_cli(monkeypatch, capsys, GOLDEN, "--coverage", "--fail-under", "50", "coverage/or-never-decisive.yaml")
     assert code == 0
 
 
