@@ -232,6 +232,11 @@ def cmd_test(args) -> int:
     if args.fail_under is not None and not 0 <= args.fail_under <= 100:
         print("error: --fail-under is a percentage from 0 to 100", file=sys.stderr)
         return EXIT_USAGE
+    if args.out and args.format != "junit":
+        print("error: --out writes JUnit XML: add --format junit", file=sys.stderr)
+        return EXIT_USAGE
+    if args.fail_under is not None:
+        args.coverage = True
     engine = args.rules_engine
     if engine == "auto":
         engine = "durable" if durable_available()[0] else "builtin"
@@ -378,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coverage", action="store_true",
                    help="report which rules acted in some case and which operands of each and/or were ever decisive")
     p.add_argument("--fail-under", type=float, metavar="PCT",
-                   help="with --coverage: exit 1 when a policy's rule coverage is below PCT percent")
+                   help="exit 1 when a policy's rule coverage is below PCT percent (implies --coverage)")
     p.add_argument("--rules-engine", choices=("auto", "durable", "builtin"), default="builtin",
                    help="builtin (default): the built-in evaluator; durable: durable-rules; auto: durable where it "
                         "can be imported")

@@ -310,6 +310,10 @@ def _week_line(at: int, first: str, groups, calendar: NotationCalendar, marks, p
 
 def _range_line(at: int, first: str, groups, calendar: NotationCalendar, marks, problems, on_roll=(None, None)) -> None:
     left, _, right = first.partition("..")
+    if not left or not right:
+        problems.append(NotationProblem(at, at + len(first), f"`{first}` is not a range of dates",
+                                        "write a range as FIRST..LAST, e.g. 2025-09-03..2025-10-24"))
+        return
     start, end = _parse_date(left), _parse_date(right)
     if start is None:
         _bad_date(at, left, problems)

@@ -184,6 +184,26 @@ def test_any_week_of_codes_parses(codes):
     assert parsed.marks == week("2025-09-08", codes)
 
 
+_HEADS = ["2025-09-08", "2025-09-03", "2025-09-01", "2025-10-27", "2025-09-10", "2025-02-30", "2025-9-8",
+          "2025-09-03..2025-09-26", "2025-09-26..2025-09-03", "..", "2025-09-03..", "x"]
+_TOKEN = st.text(alphabet=st.sampled_from(list("0123456789-/\\#ACGIJLNOUYZnx")), min_size=1, max_size=5)
+_LINE = st.builds(lambda head, tokens, comment: " ".join([head, *tokens]) + comment,
+                  st.sampled_from(_HEADS), st.lists(_TOKEN, max_size=7), st.sampled_from(["", " ; note", ";"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(alphabet=st.sampled_from(list("0123456789-./\\#; \t\nACGIJLNOUYZnx")), max_size=80),
+                 st.lists(_LINE, max_size=6).map("\n".join)))
+def test_any_text_parses_or_gives_problems_within_it(text):
+    """Whatever the text, parsing returns marks or problems (never raises), and every problem
+    points inside the text."""
+    parsed = parse_marks(text, standard_calendar())
+    for problem in parsed.problems:
+        assert 0 <= problem.start < problem.end <= len(text), problem
+    for day, session in parsed.marks:
+        assert session in SESSIONS and standard_calendar().is_open(day)
+
+
 # ---- errors in test files: golden screens ----------------------------------------------------
 
 def test_enough_error_cases():
@@ -298,7 +318,7 @@ def test_junit_to_standard_output(monkeypatch, capsys):
     assert "2 passed, 0 failed" in err
 
 
-@pytest.mark.parametrize("args", [["--fail-under", "120"], ["--format", "xml"], ["--bogus"]])
+@pytest.mark.parametrize("args", [["--fail-under", "120"], ["--format", "xml"], ["--bogus"], ["--out", "x.xml"]])
 def test_bad_command_line_exits_2(args, monkeypatch, capsys):
     monkeypatch.chdir(GOLDEN)
     try:
