@@ -145,7 +145,7 @@ class _Reader:
         return Span(self.doc.path, line, column, end_line, end_column + 1)
 
     # calendars
-    def day_items(self, path, items, base: NotationCalendar) -> list[tuple[date, tuple[str, ...] | None]]:
+    def day_items(self, path, items) -> list[tuple[date, tuple[str, ...] | None]]:
         """(date, sessions or None for the whole day) for each day named by `closed`/`open` items."""
         out = []
         for i, item in enumerate(items):
@@ -160,7 +160,7 @@ class _Reader:
                     continue
                 day = first
                 while day <= last:
-                    if day.weekday() < 5 or item.startswith(day.isoformat()):
+                    if day.weekday() < 5:  # a range names weekdays; give a weekend day on its own
                         out.append((day, None))
                     day += timedelta(days=1)
             else:
@@ -212,7 +212,7 @@ class _Reader:
         else:
             calendar = standard_calendar()
         for key, opening in (("closed", False), ("open", True)):
-            for day, sessions in self.day_items(path + (key,), spec.get(key) or [], calendar):
+            for day, sessions in self.day_items(path + (key,), spec.get(key) or []):
                 now = calendar.open_sessions(day)
                 if sessions is None:
                     changed = SESSIONS if opening else ()
@@ -325,6 +325,11 @@ class _Reader:
                     self.fail("test.verb", f"rule `{item['rule']}` has no action `{item['verb']}`", p + ("verb",),
                               hint="its actions: " + ", ".join(sorted(verbs)))
                     continue
+            if item.get("evidence") and not item.get("fires", True):
+                self.fail("test.evidence", "evidence is checked on an action that fires; this expectation says the "
+                          "rule must not fire", p + ("evidence",), key=True,
+                          hint="remove `evidence:`, or expect the rule to fire")
+                continue
             expect.append(Expectation(item["rule"], subject[0], subject[1], item.get("fires", True), item.get("verb"),
                                       item.get("params"), item.get("alternative"), item.get("evidence") or {}, self.span(p)))
         if len(self.problems) > before or as_of is None:

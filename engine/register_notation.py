@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import Callable
 
 from .calendar import academic_year_of, monday_of
 from .codes import national_codes
@@ -56,11 +57,11 @@ class NotationCalendar:
     explicit half terms; otherwise terms are left to the engine's rule (`label_terms`).
     """
 
-    sessions: dict[date, tuple[str, ...]] = field(default_factory=dict)
-    default_year: object = None  # callable(academic_year) -> {date: sessions} for years not given
+    sessions: dict[date, tuple[str, ...]] = field(default_factory=dict)  # open dates -> open sessions
+    default_year: Callable[[int], dict] | None = None  # academic year -> its {date: sessions}, loaded on first use
     labels: dict[date, tuple[str, int]] | None = None
-    _years_loaded: set[int] = field(default_factory=set)
-    overrides: dict[date, tuple[str, ...]] = field(default_factory=dict)
+    overrides: dict[date, tuple[str, ...]] = field(default_factory=dict)  # the test's closed / open days
+    _years_loaded: set[int] = field(default_factory=set, init=False, repr=False)
 
     def _load(self, day: date) -> None:
         year = academic_year_of(day)
