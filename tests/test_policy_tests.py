@@ -27,6 +27,7 @@ from engine.register_notation import (
 from engine.api import check_policy_file
 from engine.codes import national_codes
 
+from .evaluation import ENGINES
 from .registers import CALENDAR_END, is_open
 
 REPO = Path(__file__).resolve().parent.parent
@@ -328,6 +329,19 @@ def test_bad_command_line_exits_2(args, monkeypatch, capsys):
     assert code == 2
 
 
+def test_default_path_is_the_current_folder(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, REPO / "examples" / "policy-tests")
+    assert code == 0
+    assert out.splitlines()[0] == "letters.test.yaml .."
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rules_engines_give_the_same_results(engine, monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, GOLDEN, "--rules-engine", engine, "runner/failing.yaml")
+    assert code == 1
+    assert out == (RUNNER / "failing.expected").read_text(encoding="utf-8")
+
+
 def test_missing_path_and_no_test_files(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, tmp_path, "nowhere.test.yaml")
     assert code == 1 and "no such file or folder: nowhere.test.yaml" in err
@@ -421,3 +435,14 @@ def test_cli_examples_folder_and_schema(rollbook):
     assert schema.returncode == 0 and '"title": "Rollbook policy test file"' in schema.stdout
     check = rollbook("check", "policies")
     assert "national.test" not in check.stdout + check.stderr
+
+
+def test_the_documented_example_file_passes(tmp_path):
+    """The test file in docs/policy-tests.md ("A test file") runs and passes as written."""
+    doc = (REPO / "docs" / "policy-tests.md").read_text(encoding="utf-8")
+    block = re.search(r"## A test file\n\n```yaml\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "letters.yaml").write_text((REPO / "examples" / "policy-tests" / "letters.yaml").read_text())
+    (tmp_path / "example.test.yaml").write_text(block)
+    result = run_test_file(tmp_path / "example.test.yaml")
+    assert result.loaded.diagnostics == []
+    assert [c.status for c in result.cases] == ["pass"]
