@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -366,7 +367,7 @@ def load_test_file(path: Path | str) -> LoadedTestFile:
                 for d in validate_against(policy_test_schema(), doc)]
     if problems:
         return LoadedTestFile(shown, None, problems, sources)
-    policy_path = path.parent / doc.data["policy"]
+    policy_path = Path(os.path.normpath(path.parent / doc.data["policy"]))
     if not policy_path.is_file():
         return LoadedTestFile(shown, None, [error("test.policy", f"no policy file {policy_path}", doc.span(("policy",)),
                                                   hint="the path is relative to the test file")], sources)

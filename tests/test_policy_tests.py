@@ -36,7 +36,7 @@ ERRORS = GOLDEN / "errors"
 RUNNER = GOLDEN / "runner"
 # Inputs are named NAME.yaml, not NAME.test.yaml, so that `rollbook test` run over the repository
 # does not pick up these deliberately broken and failing files (explicit files may have any name).
-ERROR_CASES = sorted(p.stem for p in ERRORS.glob("*.yaml") if p.name != "letters.yaml")
+ERROR_CASES = sorted(p.stem for p in ERRORS.glob("*.yaml"))
 TIME = re.compile(r" in \d+\.\d+ s$", re.M)
 
 
@@ -127,7 +127,7 @@ def test_explicit_half_terms_replace_the_standard_calendar(tmp_path):
     text = ("policy: letters.yaml\nas_of: 2025-09-12\ncalendar:\n  half_terms: [2025-09-08..2025-10-17]\n"
             "  closed: [2025-09-10]\n  file: true\ncases:\n  - name: c\n    pupils:\n      P1:\n        marks: |\n"
             "          2025-09-08 /\\ /\\ /\\ /\\\n    expect:\n      - {rule: full-attendance, pupil: P1, fires: false}\n")
-    (tmp_path / "letters.yaml").write_text((RUNNER / "letters.yaml").read_text())
+    (tmp_path / "letters.yaml").write_text((GOLDEN / "letters.yaml").read_text())
     (tmp_path / "c.test.yaml").write_text(text)
     loaded = load_test_file(tmp_path / "c.test.yaml")
     assert loaded.diagnostics == []
@@ -352,7 +352,7 @@ def test_missing_path_and_no_test_files(monkeypatch, capsys, tmp_path):
 # ---- coverage ----------------------------------------------------------------------------------
 
 def letters_plan():
-    policy = check_policy_file(RUNNER / "letters.yaml").policy
+    policy = check_policy_file(GOLDEN / "letters.yaml").policy
     return policy, compile_policy(policy)
 
 
@@ -403,7 +403,7 @@ def test_coverage_of_an_or_operand_that_is_never_decisive(monkeypatch, capsys, u
     assert first.acted and not certificate.acted
     assert [(op.text, t, f) for op, t, f in first.operands] == [
         ("attendance this term < 90%", True, False), ("sessions coded {G, O} this term >= 4", False, False)]
-    assert certificate.where == f"{GOLDEN / 'coverage' / 'letters.yaml'}:13:9"
+    assert certificate.where == f"{GOLDEN / 'letters.yaml'}:13:9"
     code, out, _ = run_cli(monkeypatch, capsys, GOLDEN, "--coverage", "coverage/or-never-decisive.yaml")
     assert code == 0
     check_golden(GOLDEN / "coverage" / "or-never-decisive.expected", out, update_golden)
