@@ -171,11 +171,12 @@ class _Reader:
                     out.append((day, (session,) if session else None))
         return out
 
-    def date(self, path, text) -> date | None:
+    def date(self, path, text, key: bool = False) -> date | None:
         try:
             return date.fromisoformat(text)
         except (TypeError, ValueError):
-            self.fail("test.date", f"`{text}` is not a date", path, hint="write dates as YYYY-MM-DD, e.g. 2025-09-08")
+            self.fail("test.date", f"`{text}` is not a date", path, hint="write dates as YYYY-MM-DD, e.g. 2025-09-08",
+                      key=key)
             return None
 
     def calendar(self, path, spec: dict | None) -> CalendarSpec:
@@ -247,7 +248,7 @@ class _Reader:
             elif name == "minutes_late":
                 for key, minutes in value.items():
                     day_text, session = key.split(" ")
-                    day = self.date(path + ("minutes_late", key), day_text)
+                    day = self.date(path + ("minutes_late", key), day_text, key=True)
                     if day is not None:
                         late[(day, session)] = minutes
             elif name not in self.known_attributes:
