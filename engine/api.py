@@ -133,6 +133,11 @@ class Evaluation:
     subjects: dict[str, int]
     timings: dict[str, float]
     warnings: list[str]
+    # The compiled plan, the facts tables and the register they live in (its DuckDB connection):
+    # for callers that read per-subject facts, such as `rollbook test --coverage`.
+    plan: object = None
+    facts: object = None
+    register: object = None
 
 
 def prepare_register(register, policy: CheckedPolicy):
@@ -249,4 +254,4 @@ def run_evaluation(policy, register, as_of, prior_actions=None, rules_engine: st
     subjects = {scope: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 for scope, table in facts.tables.items()}
     timings["total"] = time.perf_counter() - started
-    return Evaluation(actions, policy, as_of, rules_engine, note, subjects, timings, warnings)
+    return Evaluation(actions, policy, as_of, rules_engine, note, subjects, timings, warnings, plan, facts, register)

@@ -116,7 +116,8 @@ def cmd_schema(args) -> int:
 
     schema_dir = SCHEMA_PATH.parent
     name = {"policy": "policy.schema.json", "action": "action.schema.json", "marks": "register/marks.schema.json",
-            "pupils": "register/pupils.schema.json", "calendar": "register/calendar.schema.json"}[args.which]
+            "pupils": "register/pupils.schema.json", "calendar": "register/calendar.schema.json",
+            "test": "policy-test.schema.json"}[args.which]
     path = schema_dir / name
     if not path.exists():
         print(f"error: the {args.which} schema is not part of this version of Rollbook", file=sys.stderr)
@@ -376,6 +377,87 @@ def cmd_render(args) -> int:
     else:
         sys.stdout.write(text)
     return EXIT_OK
+
+
+# ---- rollbook test ---------------------------------------------------------------------------
+
+def cmd_test(args) -> int:
+    import time
+
+    from .diagnostics import render as render_diagnostics
+    from .policy_tests import failure_blocks, file_line, junit_xml, run_test_file, summary_line, test_files
+    from .rules import durable_available
+
+    if args.fail_under is not None and not 0 <= args.fail_under <= 100:
+        print("error: --fail-under is a percentage from 0 to 100", file=sys.stderr)
+        return EXIT_USAGE
+    if args.out and args.format != "junit":
+        print("error: --out writes JUnit XML: add --format junit", file=sys.stderr)
+        return EXIT_USAGE
+    if args.fail_under is not None:
+        args.coverage = True
+    engine = args.rules_engine
+    if engine == "auto":
+        engine = "durable" if durable_available()[0] else "builtin"
+    elif engine == "durable" and not durable_available()[0]:
+        print(f"error: {durable_available()[1]}; use --rules-engine builtin", file=sys.stderr)
+        return EXIT_PROBLEMS
+    files, missing = test_files(args.paths or ["."])
+    for m in missing:
+        print(f"error: no such file or folder: {m}", file=sys.stderr)
+    if not files:
+        if not missing:
+            print("error: no test files (*.test.yaml) found", file=sys.stderr)
+        return EXIT_PROBLEMS
+    started = time.perf_counter()
+    results = []
+    for f in files:
+        result = run_test_file(f, engine, coverage=args.coverage)
+        results.append(result)
+        if args.format == "human":
+            print(file_line(result), flush=True)
+    seconds = time.perf_counter() - started
+    problems = [r for r in results if r.loaded.diagnostics]
+    failed = any(c.status != "pass" for r in results for c in r.cases) or any(r.errored for r in results) or missing
+    if args.format == "junit":
+        text = junit_xml(results)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    out = sys.stdout if args.format == "human" else sys.stderr
+    for r in problems:
+        print(file=out)
+        print(render_diagnostics(r.loaded.diagnostics, r.loaded.sources), file=out)
+    blocks = failure_blocks(results)
+    if blocks and args.format == "human":
+        print(file=out)
+        print("\n\n".join(blocks), file=out)
+    below = False
+    if args.coverage:
+        from .coverage import policy_coverage, render_coverage
+
+        by_policy: dict[str, list] = {}
+        policies = {}
+        for r in results:
+            if r.loaded.test_file is None:
+                continue
+            policy = r.loaded.test_file.policy
+            policies[policy.path] = policy
+            by_policy.setdefault(policy.path, []).extend(c.observation for c in r.cases if c.observation is not None)
+        for path, observations in by_policy.items():
+            report = policy_coverage(policies[path], observations)
+            print(file=out)
+            print(render_coverage(report), file=out)
+            if args.fail_under is not None and report.percent < args.fail_under:
+                below = True
+                print(f"rule coverage {report.percent:.1f}% of {report.policy_id} is below --fail-under {args.fail_under:g}%",
+                      file=out)
+    print(file=out)
+    print(summary_line(results, seconds), file=out)
+    if args.format == "junit" and args.out:
+        print(f"wrote JUnit XML to {args.out}", file=sys.stderr)
+    return EXIT_PROBLEMS if (failed or below) else EXIT_OK
 
 
 # ---- rollbook run and rollbook ledger ---------------------------------------------------------
@@ -704,6 +786,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text (default): for people; json: the structure documented in docs/explain.md")
     p.set_defaults(func=cmd_explain)
 
+    p = sub.add_parser("test", help="run policy tests (*.test.yaml)",
+                       description="Run policy test files: each case is a small register written in the register "
+                                   "notation (one line per school week), an as-of date and the actions expected to "
+                                   "fire or not; the policy is evaluated as `rollbook eval` does and the actions "
+                                   "compared. Prints a line of dots per file (. pass, F fail, E error), each failure "
+                                   "as expected against actual with the evidence, and a summary. Exit 0 when every "
+                                   "case passes, 1 otherwise. Format: docs/policy-tests.md.",
+                       epilog="Example: rollbook test --coverage --fail-under 100 policies/national.test.yaml")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="test files or folders searched for *.test.yaml (default: .)")
+    p.add_argument("--format", choices=("human", "junit"), default="human",
+                   help="human (default), or junit: JUnit XML for CI (to --out or standard output; the human report "
+                        "then goes to standard error)")
+    p.add_argument("--out", metavar="FILE", help="write the JUnit XML to FILE")
+    p.add_argument("--coverage", action="store_true",
+                   help="report which rules acted in some case and which operands of each and/or were ever decisive")
+    p.add_argument("--fail-under", type=float, metavar="PCT",
+                   help="exit 1 when a policy's rule coverage is below PCT percent (implies --coverage)")
+    p.add_argument("--rules-engine", choices=("auto", "durable", "builtin"), default="builtin",
+                   help="builtin (default): the built-in evaluator; durable: durable-rules; auto: durable where it "
+                        "can be imported")
+    p.set_defaults(func=cmd_test)
+
     p = sub.add_parser("sample", help="write a realistic synthetic register",
                        description="Write a synthetic register (marks, pupils, calendar) for one English academic "
                                    "year: half terms, INSET days and bank holidays, skewed absence (about a fifth of "
@@ -872,7 +976,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print a JSON Schema",
                        description="Print one of Rollbook's JSON Schemas (public, versioned contracts).")
-    p.add_argument("which", nargs="?", default="policy", choices=("policy", "action", "marks", "pupils", "calendar"),
+    p.add_argument("which", nargs="?", default="policy", choices=("policy", "action", "marks", "pupils", "calendar", "test"),
                    help="which schema (default: policy)")
     p.set_defaults(func=cmd_schema)
     return parser

@@ -190,3 +190,18 @@ def _validate(doc: SourceDocument) -> list[Diagnostic]:
             seen.add(key)
             out.append(d)
     return out
+
+
+def validate_against(schema: dict, doc: SourceDocument) -> list[Diagnostic]:
+    """Every violation of another Rollbook schema (such as the policy-test schema) in one file,
+    reported as policy files are: one diagnostic per location, at file:line:col."""
+    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    out: list[Diagnostic] = []
+    seen = set()
+    for err in sorted(validator.iter_errors(doc.data), key=lambda e: (list(map(str, e.absolute_path)), e.validator)):
+        d = _diagnostic(err, doc)
+        key = (d.span.line if d.span else 0, d.span.column if d.span else 0, d.code)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out

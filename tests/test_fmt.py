@@ -13,7 +13,7 @@ from engine.fmt import PARAMETER_ORDER, RULE_ORDER, TOP_ORDER, format_policy_tex
 from engine.load import read_document
 
 REPO = Path(__file__).resolve().parent.parent
-POLICIES = sorted((REPO / "policies").glob("*.yaml"))
+POLICIES = sorted(p for p in (REPO / "policies").glob("*.yaml") if not p.name.endswith(".test.yaml"))  # test files are not policies
 
 
 def comment_lines(text: str) -> list[str]:
