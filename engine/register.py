@@ -123,6 +123,16 @@ class Register:
     pupils_table: str = "pupils"
     calendar_table: str = "calendar"
 
+    def label_school(self, school_id: str) -> None:
+        """Give rows loaded without a school_id (a one-school register) the school's id, so its
+        actions carry it. `rollbook run` and `rollbook serve` both do this, so the same data fed
+        either way gives the same action ids."""
+        if "" not in self.schools:
+            return
+        for table in (self.marks_table, self.pupils_table, self.calendar_table):
+            self.connection.execute(f"UPDATE {table} SET school_id = ? WHERE school_id = ''", [school_id])
+        self.schools = tuple(sorted({school_id if s == "" else s for s in self.schools}))
+
 
 @dataclass
 class RegisterLoad:

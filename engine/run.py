@@ -13,7 +13,8 @@ actions (dated before the as-of date, dismissed ones ignored: engine/act.py).
 Which policy is a school's: a policy file with a `school` block is a school policy; files without
 one (bases such as national.yaml) are only extended. With a school_id in the register, each school
 needs exactly one policy whose `school.id` is that id. A register without school_id is one school
-(its actions carry school_id ""): the folder must hold exactly one school policy.
+whose rows take the school id of the folder's one school policy (its `school.id`, else its policy
+id), as `rollbook serve` does for a batch, so the same data fed either way gives the same actions.
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def school_id_of(policy) -> str | None:
+    """The school a policy is for: its `school.id`, or its policy id when the school block has
+    none; None for a policy without a `school` block (a base such as national)."""
+    school = policy.header.get("school")
+    if not isinstance(school, dict):
+        return None
+    return str(school.get("id") or policy.id)
+
+
 def school_policies(folder: Path | str, register_schools: tuple[str, ...]) -> tuple[list[SchoolPolicy], list[str]]:
     """Match the policies in `folder` to the register's schools. Returns (per school, notes);
     raises RollbookError when a policy has errors or a school has no policy (or two)."""
@@ -79,7 +89,7 @@ def school_policies(folder: Path | str, register_schools: tuple[str, ...]) -> tu
                                 f"{len(schools)} school policies ({', '.join(Path(p).name for _, p in schools)}): "
                                 "add school_id to the register and `school: {id: ...}` to each policy, or run a folder "
                                 "holding only this school's policy")
-        chosen = {"": schools[0][1]}
+        chosen = {school_id_of(checked[schools[0][1]]): schools[0][1]}
     else:
         without_id = [p for i, p in schools if not i]
         if without_id:
@@ -158,6 +168,8 @@ def run_policies(policies: Path | str, register_path: Path | str, as_of, ledger:
     register = loaded.register
     step("checking the policies")
     per_school, notes = school_policies(policies, register.schools)
+    if register.schools == ("",):
+        register.label_school(per_school[0].school_id)
     warnings: list[str] = []
     actions: list[dict] = []
     counts: dict[str, int] = {}

@@ -567,11 +567,7 @@ def _assign_school(register, school_id: str) -> None:
                        [{"file": "register", "row": None, "column": "school_id",
                          "message": f"school_id must be {school_id!r} (or the column left out) in a batch for "
                                     f"school {school_id!r}", "hint": None}])
-    if "" in register.schools:
-        con = register.connection
-        for table in (register.marks_table, register.pupils_table, register.calendar_table):
-            con.execute(f"UPDATE {table} SET school_id = ? WHERE school_id = ''", [school_id])
-        register.schools = (school_id,)
+    register.label_school(school_id)
 
 
 def _record(ledger, run: dict, actions: list[dict]) -> tuple[list[dict], int | None]:

@@ -24,6 +24,7 @@ from typing import Mapping
 
 from .api import POLICY_SUFFIXES, TEST_SUFFIXES, check_policy_file
 from .check import CheckedPolicy
+from .run import school_id_of
 
 log = logging.getLogger("rollbook.service")
 
@@ -100,15 +101,6 @@ class PolicySnapshot:
     @property
     def serving(self) -> int:
         return sum(1 for e in self.entries if e.policy is not None)
-
-
-def school_id_of(policy: CheckedPolicy) -> str | None:
-    """The school a policy serves batches for: its `school.id`, or its policy id when the school
-    block has none; None for a policy without a `school` block (a base such as national)."""
-    school = policy.header.get("school")
-    if not isinstance(school, dict):
-        return None
-    return str(school.get("id") or policy.id)
 
 
 def _now() -> str:

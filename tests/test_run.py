@@ -330,3 +330,12 @@ def test_ledger_subcommands(tmp_path, feeds):
     assert bad.returncode == 1 and bad.stderr == "error: no action 'act_nope' in the ledger\n"
     missing = rollbook("ledger", "runs", check=False, env={"ROLLBOOK_LEDGER": ""})
     assert missing.returncode == 2 and "--ledger" in missing.stderr
+
+
+def test_a_register_without_school_id_takes_its_policy_school_id(feeds, tmp_path):
+    """The same label as a service batch for that school gets (Register.label_school), so one
+    ledger fed both ways records each action once."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    out = rollbook(*run_args(feeds[DAY1], DAY1, url)).stdout
+    schools = {json.loads(line)["subject"]["school_id"] for line in out.splitlines()}
+    assert schools == {"SAMPLE"}  # examples/integration/policies/sample-primary.yaml: school.id
