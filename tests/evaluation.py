@@ -7,12 +7,14 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from engine.api import check_policy_file, evaluate
+from engine.api import check_policy_file, evaluate, policy_files
 from engine.rules import durable_available
 
 from .registers import RegisterBuilder
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
+# The shipped policy files, found as `rollbook check policies/` finds them (test files left out).
+SHIPPED_POLICIES = sorted(policy_files([POLICIES])[0])
 ENGINES = ["builtin"] + (["durable"] if durable_available()[0] else [])
 
 

@@ -12,8 +12,10 @@ import yaml
 
 from engine.cli import build_parser
 
+from .evaluation import SHIPPED_POLICIES
+
 REPO = Path(__file__).resolve().parent.parent
-POLICIES = sorted(p for p in (REPO / "policies").glob("*.yaml") if not p.name.endswith(".test.yaml"))  # test files are not policies
+POLICIES = SHIPPED_POLICIES
 ERRORS = Path(__file__).resolve().parent / "golden" / "errors"
 
 

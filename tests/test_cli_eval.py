@@ -13,10 +13,12 @@ import pytest
 
 from engine.rules import durable_available
 
+from .evaluation import SHIPPED_POLICIES
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "sample-register"
 ACTION_SCHEMA = json.loads((REPO / "schemas" / "action.schema.json").read_text(encoding="utf-8"))
-POLICIES = sorted(p for p in (REPO / "policies").glob("*.yaml") if not p.name.endswith(".test.yaml"))  # test files are not policies
+POLICIES = SHIPPED_POLICIES
 AS_OF = "2026-03-13"
 
 

@@ -16,8 +16,9 @@ from engine.register import load_register
 from engine.rules import durable_available
 from engine.sample import generate_sample
 
-POLICIES = sorted(p for p in (Path(__file__).resolve().parent.parent / "policies").glob("*.yaml")
-                  if not p.name.endswith(".test.yaml"))  # test files are not policies
+from .evaluation import SHIPPED_POLICIES
+
+POLICIES = SHIPPED_POLICIES
 AS_OF = [date(2025, 10, 17), date(2026, 2, 6), date(2026, 6, 26)]
 
 pytestmark = pytest.mark.skipif(not durable_available()[0], reason=durable_available()[1])

@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from engine.fmt import PARAMETER_ORDER, RULE_ORDER, TOP_ORDER, format_policy_text
 from engine.load import read_document
 
+from .evaluation import SHIPPED_POLICIES
+
 REPO = Path(__file__).resolve().parent.parent
-POLICIES = sorted(p for p in (REPO / "policies").glob("*.yaml") if not p.name.endswith(".test.yaml"))  # test files are not policies
+POLICIES = SHIPPED_POLICIES
 
 
 def comment_lines(text: str) -> list[str]:

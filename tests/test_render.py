@@ -21,8 +21,9 @@ from engine.render import ROLES, action_words, build_document, md_escape, render
 from engine.check import Action
 
 from .conftest import GOLDEN, REPO
+from .evaluation import SHIPPED_POLICIES
 
-POLICIES = sorted((REPO / "policies").glob("*.yaml"))
+POLICIES = SHIPPED_POLICIES
 GOLDEN_RENDER = GOLDEN / "render"
 
 
