@@ -13,6 +13,7 @@ read. Its id is a hash of what it is, never of when it was computed.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from dataclasses import dataclass
@@ -69,11 +70,12 @@ class _Calendars:
         if unit == "weeks":
             return (as_of - earlier).days // 7
         cal = self.of(school_id)
+        # Both lists are sorted: count the open days (school weeks' Mondays) in (earlier, as_of].
         if unit == "school_days":
-            return sum(1 for d in cal.open_dates if earlier < d <= as_of)
+            return max(0, bisect.bisect_right(cal.open_dates, as_of) - bisect.bisect_right(cal.open_dates, earlier))
         if unit == "school_weeks":
             week = school_calendar.monday_of(earlier)
-            return sum(1 for w in cal.school_weeks if week < w <= as_of)
+            return max(0, bisect.bisect_right(cal.school_weeks, as_of) - bisect.bisect_right(cal.school_weeks, week))
         raise ValueError(unit)
 
     def at_least(self, school_id: str, earlier: date, as_of: date, duration: Duration) -> bool:
@@ -183,11 +185,49 @@ def _holds(value: Fraction, op: str, threshold: Fraction) -> bool:
 
 # ---- the act stage ------------------------------------------------------------------------------
 
+def decide(rule, history: list[PriorAction], school_id: str, as_of: date, calendars: "_Calendars"):
+    """Whether a rule that holds for a subject acts today, given the subject's prior actions
+    (`history`: dated before as_of, not dismissed). None when repetition or escalation holds it
+    back; otherwise (the actions to take, escalation evidence or None, limit evidence or None)."""
+    mine = [p for p in history if p.rule == rule.id]
+    # Repetition: once per period, or a cooldown; no `repeat` means once ever.
+    if rule.repeat.cooldown is not None:
+        if any(not calendars.at_least(school_id, p.as_of, as_of, rule.repeat.cooldown) for p in mine):
+            return None
+    else:
+        period = rule.repeat.once_per or "ever"
+        if any(calendars.same_period(school_id, p.as_of, as_of, period) for p in mine):
+            return None
+    escalation = None
+    if rule.after is not None:
+        earlier = [p for p in history if p.rule == rule.after.rule and
+                   (rule.after.at_least is None or calendars.at_least(school_id, p.as_of, as_of, rule.after.at_least))]
+        if not earlier:
+            return None
+        escalation = {"after_rule": rule.after.rule, "after_as_of": max(p.as_of for p in earlier).isoformat(),
+                      "at_least": str(rule.after.at_least) if rule.after.at_least else None}
+    chosen: tuple[Action, ...] = rule.actions
+    limit_evidence = None
+    if rule.limit is not None:
+        counted_rules = {rule.id, *rule.limit.rules}
+        occasions = sorted({p.as_of for p in history if p.rule in counted_rules and not p.alternative
+                            and calendars.within(school_id, p.as_of, as_of, rule.limit.within)})
+        if len(occasions) >= rule.limit.max:
+            chosen = rule.limit.otherwise
+            limit_evidence = {"max": rule.limit.max, "within": str(rule.limit.within),
+                              "prior": [d.isoformat() for d in occasions], "reached": True}
+    return chosen, escalation, limit_evidence
+
+
 def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, prior: list[PriorAction],
-                  calendar_note: str | None = None, calendar_table: str = "calendar") -> list[dict]:
-    """Action records for the firings that pass their rules' repetition controls, in order."""
+                  calendar_note: str | None = None, calendar_table: str = "calendar",
+                  calendars: "_Calendars | None" = None, sessions_evidence: dict | None = None) -> list[dict]:
+    """Action records for the firings that pass their rules' repetition controls, in order.
+    A caller that acts on many days (the backtest) passes `calendars`, to read each school's
+    calendar once, and `sessions_evidence`, the counted marks it computed for all days at once
+    (as metrics.counted_marks returns them)."""
     policy = plan.policy
-    calendars = _Calendars(connection, calendar_table)
+    calendars = calendars or _Calendars(connection, calendar_table)
     bounds = window_bounds(facts, connection)
     by_subject: dict[tuple[str, str, str], list[PriorAction]] = {}
     for p in prior:
@@ -212,7 +252,8 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
             for _, expr in compiled_by_id[firing.rule_id].measures:
                 if isinstance(expr, MetricRef) and expr.metric.kind == "sessions":
                     needs.setdefault(expr.metric, set()).add((firing.school_id, firing.subject_id))
-    sessions_evidence = counted_marks(facts, connection, needs)
+    if sessions_evidence is None:
+        sessions_evidence = counted_marks(facts, connection, needs)
     parameters_of = {c.rule.id: _parameters_used(c.rule, c.parameters) for c in plan.rules}
     actions: list[dict] = []
     for firing in firings:
@@ -220,33 +261,10 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
         rule = compiled.rule
         row = rows_cache[(firing.scope, firing.school_id, firing.subject_id)]
         history = by_subject.get((firing.scope, firing.school_id, firing.subject_id), [])
-        mine = [p for p in history if p.rule == rule.id]
-        # Repetition: once per period, or a cooldown; no `repeat` means once ever.
-        if rule.repeat.cooldown is not None:
-            if any(not calendars.at_least(firing.school_id, p.as_of, as_of, rule.repeat.cooldown) for p in mine):
-                continue
-        else:
-            period = rule.repeat.once_per or "ever"
-            if any(calendars.same_period(firing.school_id, p.as_of, as_of, period) for p in mine):
-                continue
-        escalation = None
-        if rule.after is not None:
-            earlier = [p for p in history if p.rule == rule.after.rule and
-                       (rule.after.at_least is None or calendars.at_least(firing.school_id, p.as_of, as_of, rule.after.at_least))]
-            if not earlier:
-                continue
-            escalation = {"after_rule": rule.after.rule, "after_as_of": max(p.as_of for p in earlier).isoformat(),
-                          "at_least": str(rule.after.at_least) if rule.after.at_least else None}
-        chosen: tuple[Action, ...] = rule.actions
-        limit_evidence = None
-        if rule.limit is not None:
-            counted_rules = {rule.id, *rule.limit.rules}
-            occasions = sorted({p.as_of for p in history if p.rule in counted_rules and not p.alternative
-                                and calendars.within(firing.school_id, p.as_of, as_of, rule.limit.within)})
-            if len(occasions) >= rule.limit.max:
-                chosen = rule.limit.otherwise
-                limit_evidence = {"max": rule.limit.max, "within": str(rule.limit.within),
-                                  "prior": [d.isoformat() for d in occasions], "reached": True}
+        decision = decide(rule, history, firing.school_id, as_of, calendars)
+        if decision is None:
+            continue
+        chosen, escalation, limit_evidence = decision
         evidence = _evidence(compiled, row, facts, connection, firing, bounds, sessions_evidence, parameters_of[rule.id])
         if escalation:
             evidence["escalation"] = escalation
