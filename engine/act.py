@@ -221,21 +221,24 @@ def decide(rule, history: list[PriorAction], school_id: str, as_of: date, calend
 
 def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, prior: list[PriorAction],
                   calendar_note: str | None = None, calendar_table: str = "calendar",
-                  calendars: "_Calendars | None" = None, sessions_evidence: dict | None = None) -> list[dict]:
+                  calendars: "_Calendars | None" = None, sessions_evidence: dict | None = None,
+                  subject_rows: dict | None = None, bounds: dict | None = None) -> list[dict]:
     """Action records for the firings that pass their rules' repetition controls, in order.
-    A caller that acts on many days (the backtest) passes `calendars`, to read each school's
-    calendar once, and `sessions_evidence`, the counted marks it computed for all days at once
-    (as metrics.counted_marks returns them)."""
+    A caller that acts on many days (the backtest) reads what it can for all days at once and
+    passes it in: `calendars` (each school's calendar, read once), `sessions_evidence` (the counted
+    marks, as metrics.counted_marks returns them), `subject_rows` (each firing subject's facts row,
+    keyed (scope, school_id, subject_id)) and `bounds` (as metrics.window_bounds returns them)."""
     policy = plan.policy
     calendars = calendars or _Calendars(connection, calendar_table)
-    bounds = window_bounds(facts, connection)
+    if bounds is None:
+        bounds = window_bounds(facts, connection)
     by_subject: dict[tuple[str, str, str], list[PriorAction]] = {}
     for p in prior:
         if p.as_of < as_of and p.status != "dismissed":
             by_subject.setdefault((p.subject_kind, p.school_id, p.subject_id), []).append(p)
     compiled_by_id = {c.rule.id: c for c in plan.rules}
-    rows_cache: dict[tuple, dict] = {}
-    for scope, table in facts.tables.items():
+    rows_cache: dict[tuple, dict] = subject_rows if subject_rows is not None else {}
+    for scope, table in ({} if subject_rows is not None else facts.tables).items():
         subjects = [(f.school_id, f.subject_id) for f in firings if f.scope == scope]
         if not subjects:
             continue

@@ -70,7 +70,9 @@ class Backtest:
     days: list[date]  # the replayed school days
     actions: list[dict]  # every emitted action record, by day then as eval orders them
     first_met: list[dict]  # {"rule", "subject", "date"}: the first replayed day the condition held
-    weekly: list[dict]  # {"week_start", "rule", "subjects", "actions"}: per rule per school week
+    # Per rule per school week (its Monday): distinct subjects acted on, firings that acted (a subject on
+    # a day), action records (a firing with two `then` actions makes two).
+    weekly: list[dict]
     rules_engine: str
     calendar_note: str | None
     per_day_metrics: list[str] = field(default_factory=list)  # metrics computed day by day
@@ -441,6 +443,11 @@ class _Replay:
         con.execute(f"CREATE OR REPLACE TEMP TABLE bt_pend AS SELECT day, rule_index, CASE rule_index {scope_of} END AS scope, "
                     "school_id, subject_id FROM bt_cand WHERE NOT exact")
         self.has_pending = con.execute("SELECT count(*) FROM bt_pend").fetchone()[0] > 0
+        # The candidates' facts rows, once: the per-day re-reads join these, not the whole chunk.
+        for scope in self.plan.scopes:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE bt_pend_facts_{scope} AS SELECT f.* FROM bt_facts_{scope} f "
+                        f"JOIN (SELECT DISTINCT day, school_id, subject_id FROM bt_pend WHERE scope = '{scope}') k "
+                        "ON k.day = f.day AND k.school_id = f.school_id AND k.subject_id = f.subject_id ORDER BY f.day")
         rows = con.execute("""SELECT day, rule_index, school_id, subject_id FROM bt_cand WHERE exact
             QUALIFY period IS NULL OR row_number() OVER (PARTITION BY rule_index, school_id, subject_id, period ORDER BY day) = 1
             ORDER BY day, rule_index, school_id, subject_id""").fetchall()
@@ -485,18 +492,19 @@ class _Replay:
             selects.append(f"coalesce({col}_v.v, {default})::BIGINT AS {col}")
         return f"SELECT {key}, {', '.join(selects)} FROM {keys} q {' '.join(parts)}"
 
-    def rows_sql(self, scope: str, keys: str) -> str:
+    def rows_sql(self, scope: str, keys: str, source: str | None = None) -> str:
         """Facts rows of `scope` for the distinct (day, scope, school_id, subject_id) rows of `keys`,
         with the ledger measures and the atoms that read them: what a facts table holds."""
         keys = f"(SELECT DISTINCT day, scope, school_id, subject_id FROM {keys} WHERE scope = '{scope}')"
-        rows = (f"SELECT f.* FROM bt_facts_{scope} f JOIN {keys} k ON k.day = f.day AND k.school_id = f.school_id "
-                "AND k.subject_id = f.subject_id")
+        rows = (f"SELECT f.* FROM {source or 'bt_facts_' + scope} f JOIN {keys} k ON k.day = f.day "
+                "AND k.school_id = f.school_id AND k.subject_id = f.subject_id")
         if not self.ledger_metrics:
             return rows
         ledger_cols = [self.columns[m] for m in self.ledger_metrics]
-        joined = (f"SELECT r.* EXCLUDE ({', '.join(ledger_cols)}), {', '.join('v.' + c for c in ledger_cols)} "
-                  f"FROM ({rows}) r JOIN ({self.ledger_sql(keys)}) v ON v.day = r.day "
-                  "AND v.school_id = r.school_id AND v.subject_id = r.subject_id")
+        # The ledger measures first (a few rows), then joined: one plan for both was slower.
+        joined = (f"WITH v AS MATERIALIZED ({self.ledger_sql(keys)}) "
+                  f"SELECT r.* EXCLUDE ({', '.join(ledger_cols)}), {', '.join('v.' + c for c in ledger_cols)} "
+                  f"FROM ({rows}) r JOIN v ON v.day = r.day AND v.school_id = r.school_id AND v.subject_id = r.subject_id")
         b = self.builder
         b.rank_columns = self.rank_columns.get(scope, {})
         atoms = [f'{sql} AS "{r.rule.id}.a{k}{suffix}"' for r in self.plan.rules if r.rule.scope == scope
@@ -513,7 +521,8 @@ class _Replay:
         parts = []
         scopes = sorted({c.rule.scope for c in self.plan.rules if c.rule.id in self.ledger_rules})
         for scope in scopes:
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE bt_eval_{scope} AS {self.rows_sql(scope, keys)}")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE bt_eval_{scope} AS "
+                             f"{self.rows_sql(scope, keys, f'bt_pend_facts_{scope}')}")
         for index, compiled in enumerate(self.plan.rules):
             rule = compiled.rule
             if rule.id not in self.ledger_rules:
@@ -538,7 +547,8 @@ class _Replay:
             today = f"(SELECT * FROM {keys} WHERE day = {_lit(day)})"
             tables = {}
             for scope in self.plan.scopes:
-                con.execute(f"CREATE OR REPLACE TEMP TABLE bt_durable_{scope} AS {self.rows_sql(scope, today)}")
+                con.execute(f"CREATE OR REPLACE TEMP TABLE bt_durable_{scope} AS "
+                            f"{self.rows_sql(scope, today, f'bt_pend_facts_{scope}')}")
                 tables[scope] = f"bt_durable_{scope}"
             facts = Facts(tables, self.columns, self.atom_columns(), "", {}, "", "", {}, self.rank_columns)
             wanted = {(i, s, subj) for i, s, subj in con.execute(
@@ -549,19 +559,38 @@ class _Replay:
         return out
 
     # -- evidence and records for a chunk's emitted actions -----------------------------------------
-    def records(self, chunk: list[date], emitted: dict[date, list]) -> list[dict]:
-        """Action records for the firings that act, day by day, built by act.build_actions."""
+    def keep_rows(self, chunk: list[date], emitted: dict[date, list]) -> None:
+        """Append the facts rows of the chunk's acting subjects to bt_rows_<scope>, for the records."""
+        import pyarrow as pa
+
+        firings = [(day, f) for day in chunk for f in emitted.get(day, [])]
+        for scope in {f.scope for _, f in firings}:
+            keys = sorted({(day, f.school_id, f.subject_id) for day, f in firings if f.scope == scope})
+            _arrow_table(self.con, "bt_row_keys", {"day": pa.array([k[0] for k in keys], pa.date32()),
+                                                   "scope": pa.array([scope] * len(keys), pa.string()),
+                                                   "school_id": pa.array([k[1] for k in keys], pa.string()),
+                                                   "subject_id": pa.array([k[2] for k in keys], pa.string())})
+            rows = self.rows_sql(scope, "bt_row_keys")
+            if scope in self.row_tables:
+                self.con.execute(f"INSERT INTO bt_rows_{scope} BY NAME {rows}")
+            else:
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE bt_rows_{scope} AS {rows}")
+                self.row_tables[scope] = f"bt_rows_{scope}"
+
+    def records(self, emitted: dict[date, list]) -> list[dict]:
+        """Action records for the firings that act, day by day, built by act.build_actions; the
+        marks behind every session count, for every day, in one query."""
         import pyarrow as pa
 
         con = self.con
-        firings = [(day, f) for day in chunk for f in emitted.get(day, [])]
+        firings = [(day, f) for day in sorted(emitted) for f in emitted[day]]
         if not firings:
             return []
         sessions = [m for m in self.plan.metrics if m.kind == "sessions"]
         needs = sorted({(day, sessions.index(expr.metric), f.school_id, f.subject_id) for day, f in firings
                         if f.scope == "pupil" for _, expr in self.plan.rules[f.rule_index].measures
                         if isinstance(expr, MetricRef) and expr.metric.kind == "sessions"})
-        evidence: dict[date, dict] = {day: {m: {} for m in sessions} for day in chunk}
+        evidence: dict[date, dict] = {day: {m: {} for m in sessions} for day in emitted}
         if needs:
             _arrow_table(con, "bt_ev_needs", {
                 "day": pa.array([n[0] for n in needs], pa.date32()), "k": pa.array([n[1] for n in needs], pa.int32()),
@@ -579,27 +608,27 @@ class _Replay:
                     "AND (p.left_on IS NULL OR m.date <= p.left_on) "
                     f"AND coalesce(CASE n.k {which} END, false) GROUP BY ALL").fetchall():
                 evidence[day][sessions[k]][(school_id, pupil_id)] = marks
-        tables = {}
-        for scope in {f.scope for _, f in firings}:
-            keys = sorted({(day, f.school_id, f.subject_id) for day, f in firings if f.scope == scope})
-            _arrow_table(con, "bt_row_keys", {"day": pa.array([k[0] for k in keys], pa.date32()),
-                                              "scope": pa.array([scope] * len(keys), pa.string()),
-                                              "school_id": pa.array([k[1] for k in keys], pa.string()),
-                                              "subject_id": pa.array([k[2] for k in keys], pa.string())})
-            con.execute(f"CREATE OR REPLACE TEMP TABLE bt_rows_{scope} AS {self.rows_sql(scope, 'bt_row_keys')}")
-            tables[scope] = f"bt_rows_{scope}"
+        # The facts rows and window bounds of every day, in two reads instead of two a day.
+        rows: dict[date, dict] = {day: {} for day in emitted}
+        for scope, table in self.row_tables.items():
+            cursor = con.execute(f"SELECT * FROM {table}")
+            names = [d[0] for d in cursor.description]
+            for values in cursor.fetchall():
+                row = dict(zip(names, values))
+                rows[row["day"]][(scope, row["school_id"], row["subject_id"])] = row
+        bounds: dict[date, dict] = {day: {} for day in emitted}
+        for day, wid, school_id, start, end, complete in con.execute(
+                "SELECT day, window_id, school_id, start_date, end_date, complete FROM bt_windows").fetchall():
+            if day in bounds:
+                bounds[day][(wid, school_id)] = (start, end, complete)
+        facts = Facts({}, self.columns, self.atom_columns(), "", self.builder.window_ids, "", "", {}, self.rank_columns)
         out = []
-        for day in chunk:
-            kept = emitted.get(day)
-            if not kept:
-                continue
-            day_tables = {scope: f"(SELECT * FROM {t} WHERE day = {_lit(day)})" for scope, t in tables.items()}
-            windows = f"(SELECT window_id, school_id, start_date, end_date, complete FROM bt_windows WHERE day = {_lit(day)})"
-            facts = Facts(day_tables, self.columns, self.atom_columns(), windows, self.builder.window_ids, "", "", {},
-                          self.rank_columns)
+        for day in sorted(emitted):
+            kept = emitted[day]
             prior = [p for key in {(f.scope, f.school_id, f.subject_id) for f in kept} for p in self.history.get(key, [])]
             out.extend(build_actions(self.plan, facts, kept, con, day, prior, calendar_note=self.note,
-                                     calendars=self.calendars, sessions_evidence=evidence[day]))
+                                     calendars=self.calendars, sessions_evidence=evidence[day],
+                                     subject_rows=rows[day], bounds=bounds[day]))
         return out
 
     # -- the whole run -----------------------------------------------------------------------------
@@ -632,7 +661,8 @@ class _Replay:
             if p.status != "dismissed":
                 self.history.setdefault((p.subject_kind, p.school_id, p.subject_id), []).append(p)
         self.first_met: dict[tuple, date] = {}
-        actions: list[dict] = []
+        all_emitted: dict[date, list] = {}
+        self.row_tables: dict[str, str] = {}
         pupils = con.execute("SELECT count(*) FROM pupils").fetchone()[0] or 1
         per_chunk = max(1, CHUNK_SUBJECT_DAYS // pupils)
         self.timings.update(facts=0.0, decide=0.0, records=0.0)
@@ -646,9 +676,12 @@ class _Replay:
                 exact.setdefault(day, []).append((index, school_id, subject_id))
             pending_rows: dict[date, list] = {}
             pending: dict[date, set] = {}
+            by_subject: dict[tuple, list] = {}
             if self.has_pending:
-                for row in con.execute("SELECT day, rule_index, scope, school_id, subject_id FROM bt_pend").fetchall():
+                for row in con.execute("SELECT day, rule_index, scope, school_id, subject_id FROM bt_pend "
+                                       "ORDER BY day").fetchall():
                     pending_rows.setdefault(row[0], []).append(row)
+                    by_subject.setdefault(row[2:], []).append(row)
                 pending = self.evaluate_pending("bt_pend")
             self.timings["facts"] += time.perf_counter() - t
             t = time.perf_counter()
@@ -656,7 +689,11 @@ class _Replay:
             changed: dict = {}  # subject -> ledger selectors of its actions during this chunk
             buffered: list[PriorAction] = []
             for day in chunk:
-                again = [r for r in pending_rows.get(day, ()) if changed.get(r[2:], set()) & reads[r[1]]]
+                subjects = {r[2:] for r in pending_rows.get(day, ()) if changed.get(r[2:], set()) & reads[r[1]]}
+                # Every remaining row of those subjects is read again now; they are clean until their next action.
+                again = [r for subject in subjects for r in by_subject[subject] if r[0] >= day]
+                for subject in subjects:
+                    del changed[subject]
                 if again:
                     # Their rows were read before those actions: read today's again, with the ledger to date.
                     if buffered:
@@ -666,10 +703,11 @@ class _Replay:
                                                    "rule_index": pa.array([r[1] for r in again], pa.int64()),
                                                    "scope": [r[2] for r in again], "school_id": [r[3] for r in again],
                                                    "subject_id": [r[4] for r in again]})
-                    found = self.evaluate_pending("bt_again").get(day, set())
-                    today = pending.setdefault(day, set())
-                    today.difference_update((r[1], r[3], r[4]) for r in again)
-                    today.update(found)
+                    found = self.evaluate_pending("bt_again")
+                    for r in again:
+                        pending.get(r[0], set()).discard((r[1], r[3], r[4]))
+                    for d, rows_found in found.items():
+                        pending.setdefault(d, set()).update(rows_found)
                 candidates = [(i, s, subj) for i, s, subj in exact.get(day, [])] + sorted(pending.get(day, ()))
                 kept = []
                 for index, school_id, subject_id in candidates:
@@ -697,8 +735,13 @@ class _Replay:
                 _append_ledger(con, buffered)
             self.timings["decide"] += time.perf_counter() - t
             t = time.perf_counter()
-            actions.extend(self.records(chunk, emitted))
+            self.keep_rows(chunk, emitted)
+            all_emitted.update(emitted)
             self.timings["records"] += time.perf_counter() - t
+        t = time.perf_counter()
+        self.step("building the action records")
+        actions = self.records(all_emitted)
+        self.timings["records"] += time.perf_counter() - t
         return actions
 
 def _window_bounds(cal, w, day: date):
@@ -788,11 +831,15 @@ def run_backtest(policy, register, start, end, prior_actions=None, rules_engine:
     weekly: dict[tuple, dict] = {}
     for a in actions:
         week = school_calendar.monday_of(date.fromisoformat(a["as_of"])).isoformat()
-        entry = weekly.setdefault((week, a["rule"]), {"week_start": week, "rule": a["rule"], "subjects": set(), "actions": 0})
+        entry = weekly.setdefault((week, a["rule"]), {"week_start": week, "rule": a["rule"], "subjects": set(),
+                                                      "firings": set(), "actions": 0})
+        subject = (a["subject"]["kind"], a["subject"]["school_id"], a["subject"]["id"])
         entry["actions"] += 1
-        entry["subjects"].add((a["subject"]["kind"], a["subject"]["school_id"], a["subject"]["id"], a["as_of"]))
+        entry["subjects"].add(subject)
+        entry["firings"].add((subject, a["as_of"]))
     order = {c.rule.id: i for i, c in enumerate(plan.rules)}
-    weekly_rows = [{"week_start": e["week_start"], "rule": e["rule"], "subjects": len(e["subjects"]), "actions": e["actions"]}
+    weekly_rows = [{"week_start": e["week_start"], "rule": e["rule"], "subjects": len(e["subjects"]),
+                    "firings": len(e["firings"]), "actions": e["actions"]}
                    for e in sorted(weekly.values(), key=lambda e: (e["week_start"], order[e["rule"]]))]
     replay.timings["total"] = time.perf_counter() - started
     return Backtest(policy, start, end, days, actions, first_met, weekly_rows, rules_engine, note,
@@ -860,7 +907,7 @@ def to_json(result: Backtest, register: str = "") -> str:
 
 
 CSV_COLUMNS = ("report", "date", "week_start", "rule", "subject_kind", "school_id", "subject_id", "verb", "alternative",
-               "subjects", "actions", "action_id")
+               "subjects", "firings", "actions", "action_id")
 
 
 def to_csv(result: Backtest) -> str:
@@ -880,7 +927,7 @@ def to_csv(result: Backtest) -> str:
             "alternative": str(a["alternative"]).lower(), "action_id": a["id"]})
     for e in result.weekly:
         w.writerow({"report": "weekly", "week_start": e["week_start"], "rule": e["rule"], "subjects": e["subjects"],
-                    "actions": e["actions"]})
+                    "firings": e["firings"], "actions": e["actions"]})
     for e in result.first_met:
         s = e["subject"]
         w.writerow({"report": "first_met", "date": e["date"], "rule": e["rule"], "subject_kind": s["kind"],
@@ -903,21 +950,31 @@ def to_text(result: Backtest, register: str = "") -> str:
     lines += ["", "Actions by day"]
     if not result.actions:
         lines.append("  (none)")
-    day = None
+    # One line per firing: a rule acting on a subject, with its actions' verbs.
+    firings: list[tuple] = []
     for a in result.actions:
-        if a["as_of"] != day:
-            day = a["as_of"]
+        key = (a["as_of"], a["rule"], a["subject"]["kind"], a["subject"]["school_id"], a["subject"]["id"])
+        if firings and firings[-1][0] == key:
+            firings[-1][1].append(a)
+        else:
+            firings.append((key, [a]))
+    day = None
+    for (as_of, rule, *_), records in firings:
+        if as_of != day:
+            day = as_of
             lines.append(f"  {day}")
-        extra = " (alternative: limit reached)" if a["alternative"] else ""
-        lines.append(f"    {a['rule']}: {a['verb']} for {_subject_text(a['subject'])}{extra}")
-    lines += ["", "Actions per rule per school week (subjects acted on, action records)"]
+        extra = " (alternative: limit reached)" if records[0]["alternative"] else ""
+        verbs = ", ".join(r["verb"] for r in records)
+        lines.append(f"    {rule}: {_subject_text(records[0]['subject'])}: {verbs}{extra}")
+    lines += ["", "Per rule per school week: subjects acted on, firings (a subject on a day), action records"]
     if not result.weekly:
         lines.append("  (none)")
     else:
         width = max(len(e["rule"]) for e in result.weekly)
-        lines.append(f"  {'week of':<10}  {'rule':<{width}}  subjects  actions")
+        lines.append(f"  {'week of':<10}  {'rule':<{width}}  subjects  firings  actions")
         for e in result.weekly:
-            lines.append(f"  {e['week_start']:<10}  {e['rule']:<{width}}  {e['subjects']:>8}  {e['actions']:>7}")
+            lines.append(f"  {e['week_start']:<10}  {e['rule']:<{width}}  {e['subjects']:>8}  {e['firings']:>7}  "
+                         f"{e['actions']:>7}")
     lines += ["", "First date each subject met each rule (its condition held, whether or not it acted)"]
     if not result.first_met:
         lines.append("  (none)")
