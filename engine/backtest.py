@@ -141,6 +141,7 @@ class _Replay:
                     raise NotImplementedError("a rank of a ledger measure cannot be backtested")
         self.per_day: list = []
         self.timings: dict[str, float] = {}
+        self.first_met: dict[tuple, date] = {}
 
     # -- calendar: replayed days, window bounds and grid positions per (school, day) --------------
     def prepare_calendar(self) -> None:
@@ -689,7 +690,10 @@ class _Replay:
             changed: dict = {}  # subject -> ledger selectors of its actions during this chunk
             buffered: list[PriorAction] = []
             for day in chunk:
-                subjects = {r[2:] for r in pending_rows.get(day, ()) if changed.get(r[2:], set()) & reads[r[1]]}
+                # A candidate whose first-met date is known and that repetition or escalation holds back
+                # today whatever its condition says needs no fresh read: it can change no report.
+                subjects = {r[2:] for r in pending_rows.get(day, ()) if changed.get(r[2:], set()) & reads[r[1]]
+                            and ((r[1], r[3], r[4]) not in self.first_met or self._may_act(r[1], r[3], r[4], day))}
                 # Every remaining row of those subjects is read again now; they are clean until their next action.
                 again = [r for subject in subjects for r in by_subject[subject] if r[0] >= day]
                 for subject in subjects:
@@ -743,6 +747,12 @@ class _Replay:
         actions = self.records(all_emitted)
         self.timings["records"] += time.perf_counter() - t
         return actions
+
+    def _may_act(self, index: int, school_id: str, subject_id: str, day: date) -> bool:
+        rule = self.plan.rules[index].rule
+        history = [p for p in self.history.get((rule.scope, school_id, subject_id), []) if p.as_of < day]
+        return decide(rule, history, school_id, day, self.calendars) is not None
+
 
 def _window_bounds(cal, w, day: date):
     """(start, end, complete) of a school window on a day, as metrics' build_windows defines it."""

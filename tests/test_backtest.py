@@ -285,6 +285,13 @@ def test_cli_bad_dates(cases, rollbook, args, message):
     assert message in run.stderr and "Traceback" not in run.stderr
 
 
+def test_cli_a_range_without_school_days(cases, rollbook):
+    policy, register = cases
+    run = rollbook("backtest", "--policy", policy, "--register", register, "--from", "2025-12-20", "--to", "2026-01-04")
+    assert run.returncode == 0, run.stderr
+    assert "0 school days replayed, 0 actions" in run.stdout
+
+
 def test_cli_help_explains(rollbook):
     run = rollbook("backtest", "--help")
     assert run.returncode == 0
