@@ -16,7 +16,8 @@ How, without evaluating the whole register again for every day (the naive loop i
    `C[hi] - C[lo]`; exclusions subtract or clip; a current run is
    `P[hi] - max(last miss[hi], P[lo])`. Window bounds per (school, day) come from the calendar
    module's Python window functions (the same definitions `window_sql` implements, tested equal).
-   Longest runs, and runs over windows with exclusions, are computed day by day with the metrics
+   A longest run is the longest island of matching sessions (days) clipped to the window's
+   positions. Runs over windows with `excluding` are computed day by day with the metrics
    stage's own SQL for that metric only (see `PER_DAY_KINDS`).
 2. Rule predicates set-wise: each rule's predicate (metrics.predicate_sql) over the per-day facts
    gives every (rule, subject, day) on which the condition holds. For once-per-period rules
@@ -53,8 +54,11 @@ from .compile import (
 from .metrics import NEVER, Facts, _Builder, _calendar_start, _codes_sql, _lit, _school_window, predicate_sql
 
 LEDGER_KINDS = ("action_count", "since_action")
-# Metric shapes computed one replayed day at a time, with the metrics stage's SQL for that metric.
-PER_DAY_KINDS = "longest runs; runs over a window with `excluding`"
+# Metric shapes computed one replayed day at a time, with the metrics stage's SQL for that metric:
+# runs over a window with `excluding` (and longest runs, when LONGEST_RUNS_SETWISE is off: the
+# tests compare the two ways).
+PER_DAY_KINDS = "runs over a window with `excluding`"
+LONGEST_RUNS_SETWISE = True
 # Subject-days per chunk of the per-day facts: bounds memory on a trust (about 40 columns each).
 CHUNK_SUBJECT_DAYS = 400_000
 _EVER = date(1, 1, 1)
@@ -140,6 +144,7 @@ class _Replay:
                 if _has_ranks(a) and _reads_ledger(a):
                     raise NotImplementedError("a rank of a ledger measure cannot be backtested")
         self.per_day: list = []
+        self.longest: list = []
         self.timings: dict[str, float] = {}
         self.first_met: dict[tuple, date] = {}
 
@@ -207,7 +212,8 @@ class _Replay:
             if m.kind in LEDGER_KINDS:
                 continue
             w = m.window
-            if m.kind == "run" and (m.run_which == "longest" or w.exclude_before is not None or w.exclude_to is not None):
+            if m.kind == "run" and (w.exclude_before is not None or w.exclude_to is not None
+                                    or (m.run_which == "longest" and not LONGEST_RUNS_SETWISE)):
                 self.per_day.append(m)
                 continue
             for ref in (w.since if w.kind == "since" and w.since.attribute else None, w.exclude_before,
@@ -218,6 +224,8 @@ class _Replay:
                 key = (m.codes, m.weekdays, m.half)
                 if key not in filters:
                     filters[key] = f"f{len(filters)}"
+            elif m.kind == "run" and m.run_which == "longest":
+                self.longest.append(m)
             elif m.kind == "run" and m.codes not in runs:
                 runs[m.codes] = f"r{len(runs)}"
         self.filters, self.runs = filters, runs
@@ -285,6 +293,28 @@ class _Replay:
                         f"AND g.date <= {value}) END AS {x}_le")
         con.execute(f"CREATE OR REPLACE TEMP TABLE bt_pupil_pos AS SELECT p.school_id, p.pupil_id"
                     f"{''.join(', ' + r for r in refs)} FROM pupils p")
+        # Longest runs: the islands of matching possible sessions (days) of each pupil, as positions
+        # a..b in the pupil's sequence of on-roll possible sessions (days), the positions the `ps`
+        # (`pd`) lists count. A window on a day is a range of those positions; the longest run in it
+        # is the longest island clipped to it (metrics' run_sql walks the window's rows only, which
+        # are a contiguous part of the sequence).
+        for m in self.longest:
+            col = self.columns[m]
+            matched = f"m.code IN {_codes_sql(m.codes)}" if m.codes is not None else "true"
+            rows = (f"SELECT m.school_id, m.pupil_id, m.date, m.session, ({matched}) AS matched FROM marks m "
+                    "JOIN pupils p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id "
+                    f"WHERE m.date <= {_lit(last)} AND {is_possible} AND (p.joined_on IS NULL OR m.date >= p.joined_on) "
+                    "AND (p.left_on IS NULL OR m.date <= p.left_on)")
+            order = "date, session"
+            if m.run_unit == "school_days":
+                rows = (f"SELECT school_id, pupil_id, date, '' AS session, bool_and(matched) AS matched FROM ({rows}) "
+                        "GROUP BY school_id, pupil_id, date")
+                order = "date"
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE bt_islands_{col} AS
+                SELECT school_id, pupil_id, min(rn) AS a, max(rn) AS b FROM (
+                    SELECT *, rn - row_number() OVER (PARTITION BY school_id, pupil_id, matched ORDER BY rn) AS island
+                    FROM (SELECT *, row_number() OVER (PARTITION BY school_id, pupil_id ORDER BY {order}) AS rn FROM ({rows})))
+                WHERE matched GROUP BY school_id, pupil_id, island""")
 
     def per_day_fallback(self) -> None:
         """Metrics the lists cannot give: the metrics stage's own SQL, one replayed day at a time."""
@@ -316,7 +346,7 @@ class _Replay:
 
     def metric_sql(self, m) -> str:
         col = self.columns[m]
-        if m in self.per_day:
+        if m in self.per_day or m in self.longest:
             return f"coalesce(fb_{col}.v, 0)"
         lo, hi = self._positions(m.window)
 
@@ -346,10 +376,20 @@ class _Replay:
         days_sql = ", ".join(_lit(d) for d in days)
         register_metrics = [m for m in self.plan.metrics if m.kind not in LEDGER_KINDS]
         selects = [f"{self.metric_sql(m)} AS {self.columns[m]}" for m in register_metrics]
+        for m in self.longest:
+            lo, hi = self._positions(m.window)
+            p = "ps" if m.run_unit == "sessions" else "pd"
+            q_lo, q_hi = f"list_extract(l.{p}, ({lo}) + 1)", f"list_extract(l.{p}, ({hi}) + 1)"
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE bt_perday_{self.columns[m]} AS
+                SELECT d.day, l.school_id, l.pupil_id, max(least(i.b, {q_hi}) - greatest(i.a - 1, {q_lo})) AS v
+                FROM bt_lists l JOIN bt_days d ON d.school_id = l.school_id AND d.day IN ({days_sql})
+                LEFT JOIN bt_pupil_pos x ON x.school_id = l.school_id AND x.pupil_id = l.pupil_id
+                JOIN bt_islands_{self.columns[m]} i ON i.school_id = l.school_id AND i.pupil_id = l.pupil_id
+                WHERE i.a <= {q_hi} AND i.b > {q_lo} GROUP BY ALL""")
         fallback_joins = " ".join(
             f"LEFT JOIN bt_perday_{self.columns[m]} fb_{self.columns[m]} ON fb_{self.columns[m]}.day = d.day "
             f"AND fb_{self.columns[m]}.school_id = l.school_id AND fb_{self.columns[m]}.pupil_id = l.pupil_id"
-            for m in self.per_day)
+            for m in self.per_day + self.longest)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE bt_pm AS
             SELECT d.day, l.school_id, l.pupil_id{''.join(', ' + s for s in selects)}
             FROM bt_lists l JOIN bt_days d ON d.school_id = l.school_id AND d.day IN ({days_sql})

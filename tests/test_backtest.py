@@ -297,3 +297,51 @@ def test_cli_help_explains(rollbook):
     assert run.returncode == 0
     for words in ("--prior", "simulated ledger", "first date", "per rule per school week", "Example:"):
         assert words in " ".join(run.stdout.split())
+
+
+# ---- the set-wise metrics against the metrics stage's own SQL ------------------------------------
+
+RUNS = """\
+rollbook: 1
+id: runs
+title: Runs
+version: "1"
+effective_from: 2024-09-01
+rules:
+  - {id: a, title: a, source: x, when: "longest run of sessions coded {I} this term >= 2", then: [{flag: {flag: a}}]}
+  - {id: b, title: b, source: x, when: "longest run of school days coded {I, N, O} in the last 3 school weeks >= 1", then: [{flag: {flag: b}}]}
+  - {id: c, title: c, source: x, when: "longest run of sessions coded {O, U, G} ever >= 1", then: [{flag: {flag: c}}]}
+  - {id: d, title: d, source: x, when: "current run of sessions coded {I, M} this half term >= 1", then: [{flag: {flag: d}}]}
+  - {id: e, title: e, source: x, when: "longest run of sessions previous term >= 1", then: [{flag: {flag: e}}]}
+"""
+
+
+def test_set_wise_runs_equal_the_metrics_stage_day_by_day(tmp_path, monkeypatch):
+    """Longest and current runs from the cumulative lists and islands, for every pupil on every
+    day of a span across a half term and a term boundary, against metrics' own SQL per day."""
+    import engine.backtest as backtest
+    from engine.api import prepare_register
+    from engine.compile import compile_policy
+
+    policy = tmp_path / "runs.yaml"
+    policy.write_text(RUNS, encoding="utf-8")
+    plan = compile_policy(checked(policy))
+
+    def values(setwise: bool):
+        monkeypatch.setattr(backtest, "LONGEST_RUNS_SETWISE", setwise)
+        register, _ = prepare_register(SAMPLE, plan.policy)
+        replay = backtest._Replay(plan, register.connection, date(2025, 10, 20), date(2026, 1, 9), [], "builtin", None, None)
+        replay.prepare_calendar()
+        replay.prepare_lists()
+        replay.per_day_fallback()
+        replay.build_chunk(replay.days)
+        columns = ", ".join(replay.columns[m] for m in plan.metrics)
+        return replay.per_day, register.connection.execute(
+            f"SELECT day, school_id, subject_id, {columns} FROM bt_facts_pupil ORDER BY ALL").fetchall()
+
+    per_day, fast = values(True)
+    assert per_day == []
+    per_day, slow = values(False)
+    assert len(per_day) == 4  # every longest run, computed with metrics' run_sql day by day
+    assert fast == slow
+    assert any(row[3] for row in fast) and any(row[4] for row in fast)  # some runs are not empty
