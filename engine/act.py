@@ -13,6 +13,7 @@ read. Its id is a hash of what it is, never of when it was computed.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 from dataclasses import dataclass
@@ -69,11 +70,12 @@ class Calendars:
         if unit == "weeks":
             return (as_of - earlier).days // 7
         cal = self.of(school_id)
+        # Both lists are sorted: count the open days (school weeks' Mondays) in (earlier, as_of].
         if unit == "school_days":
-            return sum(1 for d in cal.open_dates if earlier < d <= as_of)
+            return max(0, bisect.bisect_right(cal.open_dates, as_of) - bisect.bisect_right(cal.open_dates, earlier))
         if unit == "school_weeks":
             week = school_calendar.monday_of(earlier)
-            return sum(1 for w in cal.school_weeks if week < w <= as_of)
+            return max(0, bisect.bisect_right(cal.school_weeks, as_of) - bisect.bisect_right(cal.school_weeks, week))
         raise ValueError(unit)
 
     def at_least(self, school_id: str, earlier: date, as_of: date, duration: Duration) -> bool:
@@ -265,15 +267,22 @@ def repetition_gate(rule, history: list[PriorAction], school_id: str, as_of: dat
 # ---- the act stage ------------------------------------------------------------------------------
 
 def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, prior: list[PriorAction],
-                  calendar_note: str | None = None, calendar_table: str = "calendar") -> list[dict]:
-    """Action records for the firings that pass their rules' repetition controls, in order."""
+                  calendar_note: str | None = None, calendar_table: str = "calendar",
+                  calendars: "Calendars | None" = None, sessions_evidence: dict | None = None,
+                  subject_rows: dict | None = None, bounds: dict | None = None) -> list[dict]:
+    """Action records for the firings that pass their rules' repetition controls, in order.
+    A caller that acts on many days (the backtest) reads what it can for all days at once and
+    passes it in: `calendars` (each school's calendar, read once), `sessions_evidence` (the counted
+    marks, as metrics.counted_marks returns them), `subject_rows` (each firing subject's facts row,
+    keyed (scope, school_id, subject_id)) and `bounds` (as metrics.window_bounds returns them)."""
     policy = plan.policy
-    calendars = Calendars(connection, calendar_table)
-    bounds = window_bounds(facts, connection)
+    calendars = calendars or Calendars(connection, calendar_table)
+    if bounds is None:
+        bounds = window_bounds(facts, connection)
     by_subject = prior_by_subject(prior, as_of)
     compiled_by_id = {c.rule.id: c for c in plan.rules}
-    rows_cache: dict[tuple, dict] = {}
-    for scope, table in facts.tables.items():
+    rows_cache: dict[tuple, dict] = subject_rows if subject_rows is not None else {}
+    for scope, table in ({} if subject_rows is not None else facts.tables).items():
         subjects = [(f.school_id, f.subject_id) for f in firings if f.scope == scope]
         if not subjects:
             continue
@@ -290,7 +299,8 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
             for _, expr in compiled_by_id[firing.rule_id].measures:
                 if isinstance(expr, MetricRef) and expr.metric.kind == "sessions":
                     needs.setdefault(expr.metric, set()).add((firing.school_id, firing.subject_id))
-    sessions_evidence = counted_marks(facts, connection, needs)
+    if sessions_evidence is None:
+        sessions_evidence = counted_marks(facts, connection, needs)
     parameters_of = {c.rule.id: parameters_used(c.rule, c.parameters) for c in plan.rules}
     actions: list[dict] = []
     for firing in firings:

@@ -379,6 +379,46 @@ def cmd_render(args) -> int:
     return EXIT_OK
 
 
+# ---- rollbook backtest -----------------------------------------------------------------------
+
+def cmd_backtest(args) -> int:
+    from .api import RollbookError
+    from .backtest import run_backtest, to_csv, to_json, to_text
+    from .rules import RulesEngineUnavailable, durable_available
+
+    engine = args.rules_engine
+    if engine == "auto":
+        engine = "durable" if durable_available()[0] else "builtin"
+    progress = _Progress(sys.stderr.isatty())
+    try:
+        result = run_backtest(args.policy, args.register, getattr(args, "from"), args.to, args.prior, engine,
+                              progress=progress)
+    except (RollbookError, RulesEngineUnavailable) as exc:
+        progress.done()
+        print(f"error: {exc}", file=sys.stderr)
+        if getattr(exc, "problems", None):
+            print(_render_problems(exc.problems), file=sys.stderr)
+        return EXIT_PROBLEMS
+    progress.done()
+    if args.format == "json":
+        text = to_json(result, args.register)
+    elif args.format == "csv":
+        text = to_csv(result)
+    else:
+        text = to_text(result, args.register)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"wrote the backtest ({len(result.days)} school days, {_plural(len(result.actions), 'action')}) "
+              f"to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    if result.calendar_note and args.format != "text":
+        print(f"note: {result.calendar_note}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
 # ---- rollbook test ---------------------------------------------------------------------------
 
 def cmd_test(args) -> int:
@@ -785,6 +825,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text (default): for people; json: the structure documented in docs/explain.md")
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("backtest", help="replay a policy over a past date range and report what it would have done",
+                       description="Replay a policy over every school day from --from to --to (inclusive), as if "
+                                   "`rollbook eval` had run each day with the actions of the earlier days as its prior "
+                                   "actions: once-per and cooldown repetition, escalation (`after`) and limits see "
+                                   "the simulated ledger, which --prior can seed. A school day is a date on which at "
+                                   "least one school of the register is open. Reports the actions by day, the count "
+                                   "per rule per school week, and the first date each pupil (class, school) met each "
+                                   "rule's condition. The actions of the last day equal `rollbook eval` on that day "
+                                   "with --prior set to the seed plus the backtest's earlier actions. See "
+                                   "docs/backtest.md.",
+                       epilog="Example: rollbook backtest --policy policies/burton-hathow.yaml "
+                              "--register examples/sample-register --from 2025-09-01 --to 2025-12-19 --format text")
+    p.add_argument("--policy", required=True, metavar="FILE", help="the policy file (it may extend others)")
+    p.add_argument("--register", required=True, metavar="PATH",
+                   help="a register folder with marks, pupils and optionally calendar; see docs/register-format.md")
+    p.add_argument("--from", required=True, metavar="YYYY-MM-DD", help="the first date of the replay (inclusive)")
+    p.add_argument("--to", required=True, metavar="YYYY-MM-DD", help="the last date of the replay (inclusive)")
+    p.add_argument("--prior", metavar="FILE", help="actions taken before the replay (JSON Lines of action records, "
+                                                   "as `rollbook eval` writes them), seeding the simulated ledger")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text",
+                   help="text: a report for people (default); json: one document with the full action records; "
+                        "csv: one long table whose `report` column is action, weekly or first_met")
+    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--rules-engine", choices=("auto", "durable", "builtin"), default="builtin",
+                   help="builtin (default): rule conditions over every day at once; durable: durable-rules decides "
+                        "each day over that day's candidates (same answers, slower on a trust); auto: durable where it "
+                        "can be imported")
+    p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("test", help="run policy tests (*.test.yaml)",
                        description="Run policy test files: each case is a small register written in the register "

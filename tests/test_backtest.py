@@ -1,0 +1,347 @@
+"""`rollbook backtest`: replaying a policy over school days must give, day by day, what `eval`
+would give with the earlier days' actions as prior actions.
+
+- The contract, for every shipped policy: the backtest's last day equals a plain evaluation of that
+  day with the seeded prior actions plus every action the backtest emitted before it, compared as
+  whole action records (ids, evidence, reasons). Also the whole replay against the naive loop
+  (one full evaluation per day) on a short span, for the policies whose rules read the ledger.
+- Hand-counted cases on a RegisterBuilder register: a threshold crossed on a known day (first date
+  met), once per term across a term boundary, a cooldown in school days, escalation after N school
+  weeks, a limit reached (the alternative action), a rule that reads the ledger (`school days since
+  last action`), and a seeded prior action.
+- The command line end to end, with a golden text report.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from engine.act import PriorAction
+from engine.api import evaluate
+from engine.backtest import naive_backtest, run_backtest, to_text
+
+from .evaluation import ENGINES, POLICIES, checked
+from .registers import RegisterBuilder
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "examples" / "sample-register"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "backtest"
+SHIPPED = sorted(POLICIES.glob("*.yaml"))
+
+
+def _ledger(actions: list[dict]) -> list[PriorAction]:
+    """Action records as the prior actions `eval --prior` reads from them."""
+    return [PriorAction(a["rule"], a["verb"], a["subject"]["kind"], a["subject"]["id"], a["subject"]["school_id"],
+                        date.fromisoformat(a["as_of"]), a["alternative"]) for a in actions]
+
+
+# ---- the contract: the last day equals eval with the backtest's ledger ------------------------------
+
+@pytest.mark.parametrize("policy", SHIPPED, ids=lambda p: p.stem)
+def test_last_day_equals_eval_with_the_backtest_ledger(policy):
+    result = run_backtest(checked(policy), SAMPLE, date(2025, 10, 1), date(2025, 11, 7))
+    last = result.days[-1]
+    assert last == date(2025, 11, 7)
+    before = [a for a in result.actions if a["as_of"] < last.isoformat()]
+    on_last = [a for a in result.actions if a["as_of"] == last.isoformat()]
+    assert before, "the replay should have acted before its last day"
+    expected = evaluate(checked(policy), SAMPLE, last, prior_actions=_ledger(before))
+    assert on_last == expected
+
+
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e != "builtin"])
+@pytest.mark.parametrize("policy", ["burton-hathow"])
+def test_last_day_equals_eval_with_durable_rules(policy, engine):
+    path = POLICIES / f"{policy}.yaml"
+    span = (date(2025, 10, 20), date(2025, 10, 24))
+    result = run_backtest(checked(path), SAMPLE, *span, rules_engine=engine)
+    last = result.days[-1]
+    before = [a for a in result.actions if a["as_of"] < last.isoformat()]
+    expected = evaluate(checked(path), SAMPLE, last, prior_actions=_ledger(before), rules_engine=engine)
+    assert [a for a in result.actions if a["as_of"] == last.isoformat()] == expected
+    # And the same actions as the built-in engine's replay.
+    assert result.actions == run_backtest(checked(path), SAMPLE, *span).actions
+
+
+@pytest.mark.parametrize("policy", ["burton-hathow", "middleton-st-marys", "mason-moor"])
+def test_every_day_equals_the_naive_loop(policy):
+    """Rules that read the ledger (escalation proxies, once-per-run rules) decided day by day."""
+    path = POLICIES / f"{policy}.yaml"
+    span = (date(2025, 10, 23), date(2025, 11, 4))  # across the October half term
+    result = run_backtest(checked(path), SAMPLE, *span)
+    assert result.actions == naive_backtest(checked(path), SAMPLE, *span)
+
+
+# ---- hand-counted cases --------------------------------------------------------------------------
+
+CASES = """\
+rollbook: 1
+id: backtest-cases
+title: Backtest cases
+version: "1"
+effective_from: 2024-09-01
+rules:
+  - id: five-o
+    title: Five sessions coded O this academic year
+    source: x
+    when: sessions coded {O} this academic year >= 5
+    then: [{flag: {flag: five-o}}]
+    repeat: {once_per: term}
+  - id: n-today
+    title: An N today
+    source: x
+    when: sessions coded {N} in the last 1 school days >= 1
+    then: [{notify: {role: attendance_officer}}]
+    repeat: {cooldown: 3 school days}
+  - id: first-g
+    title: A G this year
+    source: x
+    when: sessions coded {G} this academic year >= 1
+    then: [{flag: {flag: holiday}}]
+    repeat: {once_per: academic_year}
+  - id: second-g
+    title: Still a G, two school weeks after the first
+    source: x
+    when: sessions coded {G} this academic year >= 1
+    then: [{hold_meeting: {kind: formal, with: [parents]}}]
+    repeat: {once_per: academic_year}
+    after: {rule: first-g, at_least: 2 school weeks}
+  - id: u-today
+    title: A U today
+    source: x
+    when: sessions coded {U} in the last 1 school days >= 1
+    then: [{consider_penalty_notice: {note: x}}]
+    repeat: {cooldown: 1 school day}
+    limit:
+      max: 2
+      within: 1 year
+      otherwise: [{refer_local_authority: {service: legal, reason: x}}]
+  - id: n-run
+    title: Two school days of illness in a row, once per run
+    source: x
+    when: >-
+      current run of school days coded {I} ever >= 2
+      and school days since last action by rule n-run >= current run of school days coded {I} ever
+    then: [{notify: {role: attendance_lead}}]
+    repeat: {cooldown: 1 school day}
+"""
+
+FROM, TO = date(2025, 9, 3), date(2026, 1, 9)
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("backtest")
+    policy = folder / "cases.yaml"
+    policy.write_text(CASES, encoding="utf-8")
+    b = RegisterBuilder()
+    for pupil in ("T", "C", "E", "L", "R"):
+        b.pupil(pupil).present(pupil, FROM, TO)
+    # T: O on Mon 8 and Tue 9 September (4 sessions) and Wed 10 AM: the fifth O is on the 10th.
+    b.days("T", [date(2025, 9, 8), date(2025, 9, 9)], "O").mark("T", date(2025, 9, 10), "AM", "O")
+    # C: N on 8, 9, 11, 15 and 16 September.
+    b.days("C", [date(2025, 9, d) for d in (8, 9, 11, 15, 16)], "N")
+    # E: a G on Wed 10 September.
+    b.mark("E", date(2025, 9, 10), "AM", "G")
+    # L: a U on 8, 10 and 12 September.
+    for d in (8, 10, 12):
+        b.mark("L", date(2025, 9, d), "AM", "U")
+    # R: ill Mon 8 to Fri 12 September (a run of 5 school days), then again on 22 and 23 September.
+    b.days("R", [date(2025, 9, d) for d in (8, 9, 10, 11, 12)], "I")
+    b.days("R", [date(2025, 9, 22), date(2025, 9, 23)], "I")
+    register = b.write(folder / "register")
+    return policy, register
+
+
+def _acted(result, rule: str) -> list[tuple[str, str]]:
+    return [(a["as_of"], a["subject"]["id"]) for a in result.actions if a["rule"] == rule]
+
+
+@pytest.fixture(scope="module")
+def replay(cases):
+    policy, register = cases
+    return run_backtest(policy, register, FROM, TO)
+
+
+def test_first_date_met_is_the_day_the_threshold_is_crossed(replay):
+    first = {(e["rule"], e["subject"]["id"]): e["date"] for e in replay.first_met}
+    assert first[("five-o", "T")] == "2025-09-10"
+    assert first[("n-today", "C")] == "2025-09-08"
+    assert first[("second-g", "E")] == "2025-09-10"  # the condition held; the escalation waited
+    assert first[("n-run", "R")] == "2025-09-09"
+    assert ("five-o", "C") not in first
+
+
+def test_once_per_term_acts_again_on_the_first_day_of_the_next_term(replay):
+    # The condition holds every day from 10 September on; the autumn term acts once (the October
+    # half term is inside it), and the spring term on its first open day, 5 January.
+    assert _acted(replay, "five-o") == [("2025-09-10", "T"), ("2026-01-05", "T")]
+
+
+def test_cooldown_counts_school_days(replay):
+    # 8th acts; 9th is 1 school day later (< 3); 11th is 3 (9, 10, 11); 15th is 2 (12, 15); 16th is 3.
+    assert _acted(replay, "n-today") == [("2025-09-08", "C"), ("2025-09-11", "C"), ("2025-09-16", "C")]
+
+
+def test_escalation_waits_two_school_weeks(replay):
+    assert _acted(replay, "first-g") == [("2025-09-10", "E")]
+    # School weeks after the week of 8 September: the weeks of the 15th (1) and 22nd (2).
+    assert _acted(replay, "second-g") == [("2025-09-22", "E")]
+    second = next(a for a in replay.actions if a["rule"] == "second-g")
+    assert second["evidence"]["escalation"]["after_as_of"] == "2025-09-10"
+
+
+def test_limit_reached_takes_the_alternative(replay):
+    acted = [(a["as_of"], a["verb"], a["alternative"]) for a in replay.actions if a["rule"] == "u-today"]
+    assert acted == [("2025-09-08", "consider_penalty_notice", False), ("2025-09-10", "consider_penalty_notice", False),
+                     ("2025-09-12", "refer_local_authority", True)]
+    third = next(a for a in replay.actions if a["rule"] == "u-today" and a["alternative"])
+    assert third["evidence"]["limit"]["prior"] == ["2025-09-08", "2025-09-10"]
+
+
+def test_a_rule_reading_the_ledger_sees_the_replayed_actions(replay):
+    # Run of 2 on the 9th: never acted before, so it acts. 10th-12th: the run (3..5) is longer than
+    # the school days since that action (1..3). 22nd: a new run of 1. 23rd: run 2, and 10 school
+    # days since the 9th.
+    assert _acted(replay, "n-run") == [("2025-09-09", "R"), ("2025-09-23", "R")]
+
+
+def test_weekly_counts(replay):
+    week = {(e["week_start"], e["rule"]): (e["subjects"], e["firings"], e["actions"]) for e in replay.weekly}
+    assert week[("2025-09-08", "n-today")] == (1, 2, 2)  # C on the 8th and 11th
+    assert week[("2025-09-08", "u-today")] == (1, 3, 3)  # L on the 8th, 10th and 12th
+    assert week[("2025-09-15", "n-today")] == (1, 1, 1)
+    assert ("2025-09-15", "u-today") not in week
+    assert sum(a for _, _, a in week.values()) == len(replay.actions)
+
+
+def test_the_cases_equal_the_naive_loop(cases, replay):
+    policy, register = cases
+    end = date(2025, 9, 24)  # every case has acted by then
+    assert [a for a in replay.actions if a["as_of"] <= end.isoformat()] == naive_backtest(policy, register, FROM, end)
+
+
+def test_a_seeded_prior_action_holds_back_the_replay(cases):
+    policy, register = cases
+    seed = [PriorAction("five-o", "flag", "pupil", "T", "", date(2025, 9, 5)),
+            PriorAction("n-today", "notify", "pupil", "C", "", date(2025, 9, 5), status="dismissed")]
+    result = run_backtest(policy, register, FROM, TO, prior_actions=seed)
+    assert _acted(result, "five-o") == [("2026-01-05", "T")]  # the autumn term had one already
+    assert _acted(result, "n-today")[0] == ("2025-09-08", "C")  # a dismissed action does not count
+
+
+@pytest.mark.parametrize("engine", [e for e in ENGINES if e != "builtin"])
+def test_the_cases_with_durable_rules(cases, replay, engine):
+    policy, register = cases
+    assert run_backtest(policy, register, FROM, date(2025, 9, 24), rules_engine=engine).actions == \
+        [a for a in replay.actions if a["as_of"] <= "2025-09-24"]
+
+
+# ---- the command line ------------------------------------------------------------------------------
+
+def test_cli_end_to_end(cases, replay, rollbook, tmp_path, update_golden):
+    policy, register = cases
+    args = ["backtest", "--policy", policy, "--register", register, "--from", FROM.isoformat(), "--to", TO.isoformat(),
+            "--rules-engine", "builtin"]
+    run = rollbook(*args, "--format", "json")
+    assert run.returncode == 0, run.stderr
+    document = json.loads(run.stdout)
+    assert document["actions"] == replay.actions
+    assert document["school_days"] == len(replay.days)
+    assert document["first_met"] == replay.first_met and document["weekly"] == replay.weekly
+
+    out = tmp_path / "report.csv"
+    run = rollbook(*args, "--format", "csv", "--out", out)
+    assert run.returncode == 0, run.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [r["action_id"] for r in rows if r["report"] == "action"] == [a["id"] for a in replay.actions]
+    assert sum(1 for r in rows if r["report"] == "first_met") == len(replay.first_met)
+
+    run = rollbook(*args)
+    assert run.returncode == 0, run.stderr
+    text = run.stdout.replace(str(register), "REGISTER")
+    golden = GOLDEN / "cases.txt"
+    if update_golden:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+    assert text == to_text(replay, str(register)).replace(str(register), "REGISTER")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--from", "2025-13-01", "--to", "2025-09-30"], "--from must be a date"),
+    (["--from", "2025-09-30", "--to", "2025-09-01"], "is before --from"),
+])
+def test_cli_bad_dates(cases, rollbook, args, message):
+    policy, register = cases
+    run = rollbook("backtest", "--policy", policy, "--register", register, *args)
+    assert run.returncode == 1
+    assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_cli_a_range_without_school_days(cases, rollbook):
+    policy, register = cases
+    run = rollbook("backtest", "--policy", policy, "--register", register, "--from", "2025-12-20", "--to", "2026-01-04")
+    assert run.returncode == 0, run.stderr
+    assert "0 school days replayed, 0 actions" in run.stdout
+
+
+def test_cli_help_explains(rollbook):
+    run = rollbook("backtest", "--help")
+    assert run.returncode == 0
+    for words in ("--prior", "simulated ledger", "first date", "per rule per school week", "Example:"):
+        assert words in " ".join(run.stdout.split())
+
+
+# ---- the set-wise metrics against the metrics stage's own SQL ------------------------------------
+
+RUNS = """\
+rollbook: 1
+id: runs
+title: Runs
+version: "1"
+effective_from: 2024-09-01
+rules:
+  - {id: a, title: a, source: x, when: "longest run of sessions coded {I} this term >= 2", then: [{flag: {flag: a}}]}
+  - {id: b, title: b, source: x, when: "longest run of school days coded {I, N, O} in the last 3 school weeks >= 1", then: [{flag: {flag: b}}]}
+  - {id: c, title: c, source: x, when: "longest run of sessions coded {O, U, G} ever >= 1", then: [{flag: {flag: c}}]}
+  - {id: d, title: d, source: x, when: "current run of sessions coded {I, M} this half term >= 1", then: [{flag: {flag: d}}]}
+  - {id: e, title: e, source: x, when: "longest run of sessions previous term >= 1", then: [{flag: {flag: e}}]}
+"""
+
+
+def test_set_wise_runs_equal_the_metrics_stage_day_by_day(tmp_path, monkeypatch):
+    """Longest and current runs from the cumulative lists and islands, for every pupil on every
+    day of a span across a half term and a term boundary, against metrics' own SQL per day."""
+    import engine.backtest as backtest
+    from engine.api import prepare_register
+    from engine.compile import compile_policy
+
+    policy = tmp_path / "runs.yaml"
+    policy.write_text(RUNS, encoding="utf-8")
+    plan = compile_policy(checked(policy))
+
+    def values(setwise: bool):
+        monkeypatch.setattr(backtest, "LONGEST_RUNS_SETWISE", setwise)
+        register, _ = prepare_register(SAMPLE, plan.policy)
+        replay = backtest._Replay(plan, register.connection, date(2025, 10, 20), date(2026, 1, 9), [], "builtin", None, None)
+        replay.prepare_calendar()
+        replay.prepare_lists()
+        replay.per_day_fallback()
+        replay.build_chunk(replay.days)
+        columns = ", ".join(replay.columns[m] for m in plan.metrics)
+        return replay.per_day, register.connection.execute(
+            f"SELECT day, school_id, subject_id, {columns} FROM bt_facts_pupil ORDER BY ALL").fetchall()
+
+    per_day, fast = values(True)
+    assert per_day == []
+    per_day, slow = values(False)
+    assert len(per_day) == 4  # every longest run, computed with metrics' run_sql day by day
+    assert fast == slow
+    assert any(row[3] for row in fast) and any(row[4] for row in fast)  # some runs are not empty
