@@ -26,13 +26,13 @@ from engine.act import PriorAction
 from engine.api import evaluate
 from engine.backtest import naive_backtest, run_backtest, to_text
 
-from .evaluation import ENGINES, POLICIES, checked
+from .evaluation import ENGINES, POLICIES, SHIPPED_POLICIES, checked
 from .registers import RegisterBuilder
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "sample-register"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "backtest"
-SHIPPED = sorted(POLICIES.glob("*.yaml"))
+SHIPPED = SHIPPED_POLICIES
 
 
 def _ledger(actions: list[dict]) -> list[PriorAction]:
