@@ -51,7 +51,7 @@ from .codes import national_codes
 from .compile import (
     AllOf, AnyOf, Arithmetic, Comparison, Membership, MetricRef, Plan, Rank, RateRef, compile_policy,
 )
-from .metrics import NEVER, Facts, _Builder, _calendar_start, _codes_sql, _lit, _school_window, predicate_sql
+from .metrics import NEVER, Facts, _Builder, _calendar_start, _codes_sql, _lit, _names_pupil, _school_window, predicate_sql
 
 LEDGER_KINDS = ("action_count", "since_action")
 # Metric shapes computed one replayed day at a time, with the metrics stage's SQL for that metric:
@@ -510,9 +510,12 @@ class _Replay:
                      f"AND l.as_of < q.day AND coalesce(l.status, 'open') <> 'dismissed' AND {match}")
             if m.kind == "action_count":
                 distinct = "DISTINCT l.as_of" if m.rule else "DISTINCT (l.rule, l.as_of)"
+                # A window bounded by a pupil's own dates (`since pupil.joined_on`) reads the pupil's row.
+                pupil = (f"JOIN {b.pupils} p ON p.pupil_id = q.subject_id AND p.school_id = q.school_id "
+                         if _names_pupil(m.window) else "")
                 sql = (f"SELECT {key}, count({distinct}) AS v FROM {keys} q "
                        f"JOIN bt_days b ON b.school_id = q.school_id AND b.day = q.day JOIN bt_ledger l ON {prior} "
-                       f"WHERE {b.in_window(m.window, 'l.as_of')} GROUP BY ALL")
+                       f"{pupil}WHERE {b.in_window(m.window, 'l.as_of')} GROUP BY ALL")
                 default = "0"
             else:
                 last = f"(SELECT {key}, max(l.as_of) AS last_as_of FROM {keys} q JOIN bt_ledger l ON {prior} GROUP BY ALL)"

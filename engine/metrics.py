@@ -231,10 +231,14 @@ class _Builder:
                      f"AND coalesce(l.status, 'open') <> 'dismissed' AND {match}")
             if m.kind == "action_count":
                 distinct = "DISTINCT l.as_of" if m.rule else "DISTINCT (l.rule, l.as_of)"
+                window = self.in_window(m.window, 'l.as_of')
+                # A window bounded by a pupil's own dates (`since pupil.joined_on`) reads the pupil's row.
+                pupil = (f" JOIN {self.pupils} p ON p.pupil_id = l.subject_id AND p.school_id = l.school_id"
+                         if subject_kind == "pupil" and _names_pupil(m.window) else "")
                 ctes.append(f"""{col}_ledger AS (
                     SELECT l.subject_id, l.school_id, count({distinct}) AS {col}
-                    FROM {self.ledger} l JOIN {bounds}_by_school b ON b.school_id = l.school_id
-                    WHERE {prior} AND {self.in_window(m.window, 'l.as_of')}
+                    FROM {self.ledger} l JOIN {bounds}_by_school b ON b.school_id = l.school_id{pupil}
+                    WHERE {prior} AND {window}
                     GROUP BY l.subject_id, l.school_id)""")
                 selects.append(f"coalesce({col}_ledger.{col}, 0) AS {col}")
             else:
@@ -319,6 +323,12 @@ class _Builder:
                 raise TypeError("text truth")
             return {"": f"CASE WHEN {col} IS NULL THEN NULL WHEN {col} = {str(atom.expected).lower()} THEN 1 ELSE 0 END"}
         raise TypeError(f"not an atom: {atom!r}")
+
+
+def _names_pupil(w: WindowSpec) -> bool:
+    """Whether a window's bounds or exclusions use a pupil's own dates (`since pupil.joined_on`)."""
+    return any(ref is not None and ref.attribute is not None
+               for ref in (w.since, w.exclude_from, w.exclude_to, w.exclude_before))
 
 
 def _school_window(w: WindowSpec) -> WindowSpec:

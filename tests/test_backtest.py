@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from engine.act import PriorAction
-from engine.api import evaluate
+from engine.api import check_policy_file, evaluate
 from engine.backtest import naive_backtest, run_backtest, to_text
 
 from .evaluation import ENGINES, POLICIES, SHIPPED_POLICIES, checked
@@ -345,3 +345,48 @@ def test_set_wise_runs_equal_the_metrics_stage_day_by_day(tmp_path, monkeypatch)
     assert len(per_day) == 4  # every longest run, computed with metrics' run_sql day by day
     assert fast == slow
     assert any(row[3] for row in fast) and any(row[4] for row in fast)  # some runs are not empty
+
+
+# ---- ledger measures over a window bounded by the pupil's own dates --------------------------------
+
+PUPIL_WINDOW = """\
+rollbook: 1
+id: pupil-window
+title: Ledger counts since the pupil joined
+version: "1"
+effective_from: 2025-09-01
+rules:
+  - id: seen
+    title: Present today
+    source: x
+    when: sessions coded {/} in the last 1 school days >= 1
+    then: [{notify: {role: attendance_officer}}]
+    repeat: {cooldown: 5 school days}
+  - id: seen-twice-since-joining
+    title: Two notices since the pupil joined
+    source: x
+    when: actions by rule seen since pupil.joined_on >= 2
+    then: [{flag: {flag: seen-twice}}]
+"""
+
+
+def test_a_ledger_count_since_a_pupil_date_reads_each_pupils_own_date(tmp_path):
+    """`actions by rule seen since pupil.joined_on` once failed with an internal error (its SQL
+    named the pupils table without joining it). EARLY joined on 1 Sep, LATE on 1 Oct; both have
+    `seen` actions on 22 Sep and 6 Oct (a prior action before LATE joined, as when a pupil
+    re-joins): on 8 Oct EARLY has 2 since joining and LATE 1."""
+    policy = tmp_path / "pupil-window.yaml"
+    policy.write_text(PUPIL_WINDOW)
+    b = RegisterBuilder()
+    b.pupil("EARLY", joined_on="2025-09-01").present("EARLY", date(2025, 9, 3), date(2025, 10, 8))
+    b.pupil("LATE", joined_on="2025-10-01").present("LATE", date(2025, 10, 1), date(2025, 10, 8))
+    register = b.write(tmp_path / "register")
+    prior = [PriorAction("seen", "notify", "pupil", p, "", d) for p in ("EARLY", "LATE")
+             for d in (date(2025, 9, 22), date(2025, 10, 6))]
+    flagged = [a["subject"]["id"] for a in evaluate(str(policy), register, date(2025, 10, 8), prior_actions=prior)
+               if a["rule"] == "seen-twice-since-joining"]
+    assert flagged == ["EARLY"]
+    # The backtest computes the same measure set-wise: it agrees with the naive loop day by day.
+    span = (date(2025, 9, 29), date(2025, 10, 17))
+    checked_policy = check_policy_file(policy).policy
+    assert run_backtest(checked_policy, register, *span).actions == naive_backtest(checked_policy, register, *span)
