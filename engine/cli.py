@@ -148,6 +148,22 @@ def _render_problems(problems) -> str:
     return "\n".join(lines)
 
 
+def _rules_engine(choice: str) -> str:
+    """`--rules-engine auto` means durable-rules where it can be imported, else the built-in one."""
+    from .rules import durable_available
+
+    if choice == "auto":
+        return "durable" if durable_available()[0] else "builtin"
+    return choice
+
+
+def _print_error(exc: Exception) -> None:
+    """An input error on stderr: its message, then each problem it carries (file:line:col)."""
+    print(f"error: {exc}", file=sys.stderr)
+    if getattr(exc, "problems", None):
+        print(_render_problems(exc.problems), file=sys.stderr)
+
+
 class _Progress:
     """Stage messages on stderr when it is a terminal (never in pipes or CI logs)."""
 
@@ -167,24 +183,16 @@ class _Progress:
 
 def cmd_eval(args) -> int:
     from .api import RollbookError, run_evaluation
-    from .rules import RulesEngineUnavailable, durable_available
+    from .rules import RulesEngineUnavailable
     from .sinks import to_csv, to_jsonl, to_table
 
-    engine = args.rules_engine
-    if engine == "auto":
-        engine = "durable" if durable_available()[0] else "builtin"
+    engine = _rules_engine(args.rules_engine)
     progress = _Progress(sys.stderr.isatty())
     try:
         evaluation = run_evaluation(args.policy, args.register, args.as_of, args.prior, engine, progress=progress)
-    except RollbookError as exc:
+    except (RollbookError, RulesEngineUnavailable) as exc:
         progress.done()
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.problems:
-            print(_render_problems(exc.problems), file=sys.stderr)
-        return EXIT_PROBLEMS
-    except RulesEngineUnavailable as exc:
-        progress.done()
-        print(f"error: {exc}", file=sys.stderr)
+        _print_error(exc)
         return EXIT_PROBLEMS
     progress.done()
     actions = evaluation.actions
@@ -206,7 +214,7 @@ def cmd_eval(args) -> int:
 def cmd_diff(args) -> int:
     from .api import RollbookError
     from .policy_diff import DEFAULT_LIST_LIMIT, diff_policy_files, render_text, to_json
-    from .rules import RulesEngineUnavailable, durable_available
+    from .rules import RulesEngineUnavailable
 
     if (args.register is None) != (args.as_of is None):
         print("error: --register and --as-of go together: give both to compare actions, or neither for the "
@@ -215,18 +223,11 @@ def cmd_diff(args) -> int:
     if args.prior and args.register is None:
         print("error: --prior needs --register and --as-of", file=sys.stderr)
         return EXIT_USAGE
-    engine = args.rules_engine
-    if engine == "auto":
-        engine = "durable" if durable_available()[0] else "builtin"
+    engine = _rules_engine(args.rules_engine)
     try:
         outcome = diff_policy_files(args.old, args.new, args.register, args.as_of, args.prior, engine)
-    except RollbookError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.problems:
-            print(_render_problems(exc.problems), file=sys.stderr)
-        return EXIT_PROBLEMS
-    except RulesEngineUnavailable as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (RollbookError, RulesEngineUnavailable) as exc:
+        _print_error(exc)
         return EXIT_PROBLEMS
     if outcome.diff is None:
         shown = set()
@@ -264,9 +265,7 @@ def cmd_explain(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE if exc.usage else EXIT_PROBLEMS
     except RollbookError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        if exc.problems:
-            print(_render_problems(exc.problems), file=sys.stderr)
+        _print_error(exc)
         return EXIT_PROBLEMS
     show(explanation)
     for warning in explanation.get("warnings", []):
@@ -436,10 +435,8 @@ def cmd_test(args) -> int:
         return EXIT_USAGE
     if args.fail_under is not None:
         args.coverage = True
-    engine = args.rules_engine
-    if engine == "auto":
-        engine = "durable" if durable_available()[0] else "builtin"
-    elif engine == "durable" and not durable_available()[0]:
+    engine = _rules_engine(args.rules_engine)
+    if engine == "durable" and not durable_available()[0]:
         print(f"error: {durable_available()[1]}; use --rules-engine builtin", file=sys.stderr)
         return EXIT_PROBLEMS
     files, missing = test_files(args.paths or ["."])
@@ -513,7 +510,7 @@ def _ledger_url(args) -> str | None:
 def cmd_run(args) -> int:
     from .api import RollbookError
     from .ledger import LedgerError, open_ledger, redact
-    from .rules import RulesEngineUnavailable, durable_available
+    from .rules import RulesEngineUnavailable
     from .run import run_policies
     from .sinks import to_csv, to_jsonl, to_table
 
@@ -523,9 +520,7 @@ def cmd_run(args) -> int:
     if args.webhook and not args.webhook.startswith(("http://", "https://")):
         print(f"error: --webhook must be an http:// or https:// URL, not {args.webhook!r}", file=sys.stderr)
         return EXIT_USAGE
-    engine = args.rules_engine
-    if engine == "auto":
-        engine = "durable" if durable_available()[0] else "builtin"
+    engine = _rules_engine(args.rules_engine)
     progress = _Progress(sys.stderr.isatty())
     try:
         ledger = open_ledger(url)
@@ -538,9 +533,7 @@ def cmd_run(args) -> int:
                                   progress=progress)
         except (RollbookError, RulesEngineUnavailable, LedgerError) as exc:
             progress.done()
-            print(f"error: {exc}", file=sys.stderr)
-            if getattr(exc, "problems", None):
-                print(_render_problems(exc.problems), file=sys.stderr)
+            _print_error(exc)
             return EXIT_PROBLEMS
         progress.done()
         new = result.new_actions
