@@ -62,8 +62,9 @@ LONGEST_RUNS_SETWISE = True
 # Subject-days per chunk of the per-day facts: bounds memory on a trust (about 40 columns each).
 CHUNK_SUBJECT_DAYS = 400_000
 # Firings whose action records are built (and held) at once, in whole days: a record with its
-# evidence is a few kB, and one evidence query per group keeps the fixed cost per query small.
-RECORD_FIRINGS = 2_000
+# evidence is a few kB, and each group costs one evidence query (a scan of the marks), so groups
+# are not made much smaller either.
+RECORD_FIRINGS = 10_000
 _EVER = date(1, 1, 1)
 
 
