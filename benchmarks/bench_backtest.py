@@ -8,10 +8,12 @@ default /tmp/rollbook-bench/backtest-<size>-parquet):
 
 For each (size, policy) it replays the register's whole academic year (its first to its last open
 day) with engine.backtest.run_backtest and the built-in rules engine, in a child process of its
-own, and prints the wall time in seconds (register load and policy check included), where it
+own, as `rollbook backtest --format json --out FILE` does (the action records streamed to the JSON
+report, here written to /dev/null, not kept), and prints the wall time in seconds (register load,
+policy check and writing the report included), where it
 went (run_backtest's timings: calendar, cumulative lists, per-day facts and predicates, the
-sequential decisions, the action records), the actions emitted, and the child's peak memory
-(VmHWM, MB).
+sequential decisions, the action records; and writing the JSON report), the actions emitted, and
+the child's peak memory (VmHWM, MB).
 
 Then, once, the naive loop on a small register (examples/sample-register, 60 pupils, or --naive-
 register): `eval` on every school day with the earlier days' actions as prior actions
@@ -55,7 +57,7 @@ def peak_mb() -> float:
 def child(spec: dict) -> dict:
     """One measurement, in its own interpreter."""
     sys.path.insert(0, str(REPO))
-    from engine.backtest import naive_backtest, run_backtest
+    from engine.backtest import ReportWriter, naive_backtest, run_backtest
 
     policy = REPO / "policies" / f"{spec['policy']}.yaml"
     started = time.perf_counter()
@@ -64,12 +66,29 @@ def child(spec: dict) -> dict:
         out = {"seconds": time.perf_counter() - started, "actions": len(actions)}
         if spec.get("dump"):
             Path(spec["dump"]).write_text(json.dumps(actions, sort_keys=True), encoding="utf-8")
-    else:
+    elif spec.get("dump"):
         result = run_backtest(policy, spec["register"], spec["from"], spec["to"])
-        out = {"seconds": time.perf_counter() - started, "actions": len(result.actions), "days": len(result.days),
+        out = {"seconds": time.perf_counter() - started, "actions": result.action_count, "days": len(result.days),
                "timings": result.timings, "per_day_metrics": result.per_day_metrics}
-        if spec.get("dump"):
-            Path(spec["dump"]).write_text(json.dumps(result.actions, sort_keys=True), encoding="utf-8")
+        Path(spec["dump"]).write_text(json.dumps(result.actions, sort_keys=True), encoding="utf-8")
+    else:
+        # As `rollbook backtest --format json --out FILE` runs it: the records stream to the report.
+        writer = ReportWriter("json", spec["register"])
+        writing = [0.0]
+
+        def on_actions(records):
+            t = time.perf_counter()
+            writer.add(records)
+            writing[0] += time.perf_counter() - t
+
+        result = run_backtest(policy, spec["register"], spec["from"], spec["to"], keep_actions=False,
+                              on_actions=on_actions)
+        t = time.perf_counter()
+        with open(os.devnull, "w", encoding="utf-8") as sink:
+            writer.finish(result, sink)
+        writing[0] += time.perf_counter() - t
+        out = {"seconds": time.perf_counter() - started, "actions": result.action_count, "days": len(result.days),
+               "timings": {**result.timings, "report": writing[0]}, "per_day_metrics": result.per_day_metrics}
     out["peak_mb"] = peak_mb()
     return out
 
@@ -142,7 +161,7 @@ def main() -> int:
         pupils, schools = SIZES[size]
         print(f"\n{size}: {pupils:,} pupils, {schools} school(s), {first} to {last}")
         print(f"{'policy':<22} {'seconds':>8} {'days':>5} {'actions':>8} {'MB':>6} | "
-              f"{'load+check':>10} {'calendar':>8} {'lists':>6} {'facts':>6} {'decide':>6} {'records':>7}")
+              f"{'load+check':>10} {'calendar':>8} {'lists':>6} {'facts':>6} {'decide':>6} {'records':>7} {'report':>6}")
         for policy in policies:
             r = run_child({"mode": "backtest", "policy": policy, "register": str(folder), "from": first, "to": last})
             if "error" in r:
@@ -151,11 +170,11 @@ def main() -> int:
                 continue
             t = r["timings"]
             load = r["seconds"] - t.get("calendar", 0) - t.get("lists", 0) - t.get("facts", 0) - t.get("decide", 0) \
-                - t.get("records", 0)
+                - t.get("records", 0) - t.get("report", 0)
             per_day = f"   per day: {'; '.join(r['per_day_metrics'])}" if r["per_day_metrics"] else ""
             print(f"{policy:<22} {r['seconds']:>8.2f} {r['days']:>5} {r['actions']:>8,} {r['peak_mb']:>6.0f} | "
                   f"{load:>10.2f} {t.get('calendar', 0):>8.2f} {t.get('lists', 0):>6.2f} {t.get('facts', 0):>6.2f} "
-                  f"{t.get('decide', 0):>6.2f} {t.get('records', 0):>7.2f}{per_day}", flush=True)
+                  f"{t.get('decide', 0):>6.2f} {t.get('records', 0):>7.2f} {t.get('report', 0):>6.2f}{per_day}", flush=True)
     if not args.no_naive:
         folder = Path(args.naive_register)
         first, last = year_of(folder)

@@ -61,6 +61,10 @@ PER_DAY_KINDS = "runs over a window with `excluding`"
 LONGEST_RUNS_SETWISE = True
 # Subject-days per chunk of the per-day facts: bounds memory on a trust (about 40 columns each).
 CHUNK_SUBJECT_DAYS = 400_000
+# Firings whose action records are built (and held) at once, in whole days: a record with its
+# evidence is a few kB, and each group costs one evidence query (a scan of the marks), so groups
+# are not made much smaller either.
+RECORD_FIRINGS = 10_000
 _EVER = date(1, 1, 1)
 
 
@@ -72,7 +76,9 @@ class Backtest:
     start: date
     end: date
     days: list[date]  # the replayed school days
-    actions: list[dict]  # every emitted action record, by day then as eval orders them
+    # Every emitted action record, by day then as eval orders them; None unless the caller kept them
+    # (run_backtest's keep_actions).
+    actions: list[dict] | None
     first_met: list[dict]  # {"rule", "subject", "date"}: the first replayed day the condition held
     # Per rule per school week (its Monday): distinct subjects acted on, firings that acted (a subject on
     # a day), action records (a firing with two `then` actions makes two).
@@ -82,6 +88,8 @@ class Backtest:
     per_day_metrics: list[str] = field(default_factory=list)  # metrics computed day by day
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    action_count: int = 0  # the action records emitted (kept in `actions` or not)
+    subjects_acted: int = 0  # distinct subjects with at least one action
 
 
 # ---- which atoms read the ledger -----------------------------------------------------------------
@@ -604,7 +612,7 @@ class _Replay:
 
     # -- evidence and records for a chunk's emitted actions -----------------------------------------
     def keep_rows(self, chunk: list[date], emitted: dict[date, list]) -> None:
-        """Append the facts rows of the chunk's acting subjects to bt_rows_<scope>, for the records."""
+        """The facts rows of the chunk's acting subjects in bt_rows_<scope>, for the records."""
         import pyarrow as pa
 
         firings = [(day, f) for day in chunk for f in emitted.get(day, [])]
@@ -615,15 +623,12 @@ class _Replay:
                                                    "school_id": pa.array([k[1] for k in keys], pa.string()),
                                                    "subject_id": pa.array([k[2] for k in keys], pa.string())})
             rows = self.rows_sql(scope, "bt_row_keys")
-            if scope in self.row_tables:
-                self.con.execute(f"INSERT INTO bt_rows_{scope} BY NAME {rows}")
-            else:
-                self.con.execute(f"CREATE OR REPLACE TEMP TABLE bt_rows_{scope} AS {rows}")
-                self.row_tables[scope] = f"bt_rows_{scope}"
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE bt_rows_{scope} AS {rows}")
+            self.row_tables[scope] = f"bt_rows_{scope}"
 
     def records(self, emitted: dict[date, list]) -> list[dict]:
-        """Action records for the firings that act, day by day, built by act.build_actions; the
-        marks behind every session count, for every day, in one query."""
+        """Action records for the firings that act (a group of days of one chunk), day by day, built by
+        act.build_actions; the marks behind every session count, for every day, in one query."""
         import pyarrow as pa
 
         con = self.con
@@ -655,14 +660,15 @@ class _Replay:
         # The facts rows and window bounds of every day, in two reads instead of two a day.
         rows: dict[date, dict] = {day: {} for day in emitted}
         for scope, table in self.row_tables.items():
-            cursor = con.execute(f"SELECT * FROM {table}")
+            cursor = con.execute(f"SELECT * FROM {table} WHERE day BETWEEN ? AND ?", [min(emitted), max(emitted)])
             names = [d[0] for d in cursor.description]
             for values in cursor.fetchall():
                 row = dict(zip(names, values))
                 rows[row["day"]][(scope, row["school_id"], row["subject_id"])] = row
         bounds: dict[date, dict] = {day: {} for day in emitted}
         for day, wid, school_id, start, end, complete in con.execute(
-                "SELECT day, window_id, school_id, start_date, end_date, complete FROM bt_windows").fetchall():
+                "SELECT day, window_id, school_id, start_date, end_date, complete FROM bt_windows "
+                "WHERE day BETWEEN ? AND ?", [min(emitted), max(emitted)]).fetchall():
             if day in bounds:
                 bounds[day][(wid, school_id)] = (start, end, complete)
         facts = Facts({}, self.columns, self.atom_columns(), "", self.builder.window_ids, "", "", {}, self.rank_columns)
@@ -676,7 +682,9 @@ class _Replay:
         return out
 
     # -- the whole run -----------------------------------------------------------------------------
-    def run(self) -> list[dict]:
+    def run(self, emit) -> None:
+        """Replay every day; `emit(records)` receives the action records of each chunk of days as
+        soon as it is decided, in order (by day, then as eval orders them)."""
         import pyarrow as pa
 
         from .prior_actions import load_ledger_table
@@ -688,7 +696,7 @@ class _Replay:
         self.prepare_calendar()
         self.timings["calendar"] = time.perf_counter() - t
         if not self.days:
-            return []
+            return
         t = time.perf_counter()
         self.step("building cumulative counts")
         self.prepare_lists()
@@ -705,7 +713,6 @@ class _Replay:
             if p.status != "dismissed":
                 self.history.setdefault((p.subject_kind, p.school_id, p.subject_id), []).append(p)
         self.first_met: dict[tuple, date] = {}
-        all_emitted: dict[date, list] = {}
         self.row_tables: dict[str, str] = {}
         pupils = con.execute("SELECT count(*) FROM pupils").fetchone()[0] or 1
         per_chunk = max(1, CHUNK_SUBJECT_DAYS // pupils)
@@ -780,20 +787,39 @@ class _Replay:
             if buffered:
                 _append_ledger(con, buffered)
             self.timings["decide"] += time.perf_counter() - t
+            # The chunk's records go out now, a few days at a time: only the simulated ledger
+            # (self.history) outlives the chunk.
             t = time.perf_counter()
             self.keep_rows(chunk, emitted)
-            all_emitted.update(emitted)
+            for group in _record_groups(emitted):
+                records = self.records(group)
+                self.timings["records"] += time.perf_counter() - t
+                emit(records)
+                t = time.perf_counter()
+            for table in self.row_tables.values():
+                con.execute(f"DROP TABLE {table}")
+            self.row_tables = {}
             self.timings["records"] += time.perf_counter() - t
-        t = time.perf_counter()
-        self.step("building the action records")
-        actions = self.records(all_emitted)
-        self.timings["records"] += time.perf_counter() - t
-        return actions
 
     def _may_act(self, index: int, school_id: str, subject_id: str, day: date) -> bool:
         rule = self.plan.rules[index].rule
         history = [p for p in self.history.get((rule.scope, school_id, subject_id), []) if p.as_of < day]
         return repetition_gate(rule, history, school_id, day, self.calendars).acts
+
+
+def _record_groups(emitted: dict[date, list]):
+    """The days of `emitted` in date order, in groups of whole days of about RECORD_FIRINGS
+    firings: the action records are built (and held) one group at a time."""
+    group: dict[date, list] = {}
+    firings = 0
+    for day in sorted(emitted):
+        if group and firings + len(emitted[day]) > RECORD_FIRINGS:
+            yield group
+            group, firings = {}, 0
+        group[day] = emitted[day]
+        firings += len(emitted[day])
+    if group:
+        yield group
 
 
 def _window_bounds(cal, w, day: date):
@@ -841,12 +867,18 @@ def _append_ledger(con, actions: list[PriorAction]) -> None:
 # ---- the API -------------------------------------------------------------------------------------
 
 def run_backtest(policy, register, start, end, prior_actions=None, rules_engine: str = "builtin",
-                 progress=None) -> Backtest:
+                 progress=None, keep_actions: bool = True, on_actions=None) -> Backtest:
     """Replay `policy` on `register` over every school day from `start` to `end` (inclusive).
 
     `policy` is a path or a CheckedPolicy; `register` a folder or a loaded Register; `start` and
     `end` dates or YYYY-MM-DD; `prior_actions` a JSONL path or a list of PriorAction that seeds the
     simulated ledger. Raises api.RollbookError for any problem in the inputs.
+
+    The action records are built a chunk of days at a time. `on_actions(records)`, if given,
+    receives each chunk's records as soon as they are decided, in order (a ReportWriter's `add`
+    streams them to a report). With `keep_actions` (the default) they are also all kept in the
+    result's `actions`; without it `actions` is None and memory does not grow with them (the
+    simulated ledger keeps a few fields per action).
     """
     from .api import RollbookError, check_policy_file, prepare_register
     from .prior_actions import read_prior_actions
@@ -873,29 +905,68 @@ def run_backtest(policy, register, start, end, prior_actions=None, rules_engine:
     note = register.calendar_note if register.calendar_inferred else None
     plan = compile_policy(policy)
     replay = _Replay(plan, register.connection, start, end, prior, rules_engine, note, progress)
-    actions = replay.run()
+    summary = _Summary({c.rule.id: i for i, c in enumerate(plan.rules)})
+    kept: list[dict] | None = [] if keep_actions else None
+
+    def emit(records: list[dict]) -> None:
+        summary.add(records)
+        if kept is not None:
+            kept.extend(records)
+        if on_actions is not None:
+            on_actions(records)
+
+    replay.run(emit)
     days = replay.days
     first_met = []
     for (index, school_id, subject_id), day in sorted(replay.first_met.items(), key=lambda kv: (kv[1], kv[0])):
         rule = plan.rules[index].rule
         first_met.append({"rule": rule.id, "subject": {"kind": rule.scope, "id": subject_id, "school_id": school_id},
                           "date": day.isoformat()})
-    weekly: dict[tuple, dict] = {}
-    for a in actions:
-        week = school_calendar.monday_of(date.fromisoformat(a["as_of"])).isoformat()
-        entry = weekly.setdefault((week, a["rule"]), {"week_start": week, "rule": a["rule"], "subjects": set(),
-                                                      "firings": set(), "actions": 0})
-        subject = (a["subject"]["kind"], a["subject"]["school_id"], a["subject"]["id"])
-        entry["actions"] += 1
-        entry["subjects"].add(subject)
-        entry["firings"].add((subject, a["as_of"]))
-    order = {c.rule.id: i for i, c in enumerate(plan.rules)}
-    weekly_rows = [{"week_start": e["week_start"], "rule": e["rule"], "subjects": len(e["subjects"]),
-                    "firings": len(e["firings"]), "actions": e["actions"]}
-                   for e in sorted(weekly.values(), key=lambda e: (e["week_start"], order[e["rule"]]))]
+    weekly_rows = summary.weekly()
     replay.timings["total"] = time.perf_counter() - started
-    return Backtest(policy, start, end, days, actions, first_met, weekly_rows, rules_engine, note,
-                    [plan_metric_text(m) for m in replay.per_day], replay.timings, warnings)
+    return Backtest(policy, start, end, days, kept, first_met, weekly_rows, rules_engine, note,
+                    [plan_metric_text(m) for m in replay.per_day], replay.timings, warnings,
+                    summary.count, len(summary.subjects))
+
+
+class _Summary:
+    """What the reports need of the action records, taken a chunk at a time: the count, the
+    subjects acted on, and per rule per school week the subjects, firings and records. A week's
+    sets are turned into counts once a later week's records arrive (they come in date order), so
+    nothing here grows with the number of actions."""
+
+    def __init__(self, rule_order: dict[str, int]):
+        self.order = rule_order
+        self.count = 0
+        self.subjects: set[tuple] = set()
+        self.rows: list[dict] = []
+        self.week: str | None = None
+        self.open: dict[str, dict] = {}  # rule -> the current week's sets
+
+    def add(self, records: list[dict]) -> None:
+        for a in records:
+            week = school_calendar.monday_of(date.fromisoformat(a["as_of"])).isoformat()
+            if week != self.week:
+                self._close()
+                self.week = week
+            entry = self.open.setdefault(a["rule"], {"subjects": set(), "firings": set(), "actions": 0})
+            subject = (a["subject"]["kind"], a["subject"]["school_id"], a["subject"]["id"])
+            entry["actions"] += 1
+            entry["subjects"].add(subject)
+            entry["firings"].add((subject, a["as_of"]))
+            self.subjects.add(subject)
+            self.count += 1
+
+    def _close(self) -> None:
+        for rule in sorted(self.open, key=self.order.__getitem__):
+            e = self.open[rule]
+            self.rows.append({"week_start": self.week, "rule": rule, "subjects": len(e["subjects"]),
+                              "firings": len(e["firings"]), "actions": e["actions"]})
+        self.open = {}
+
+    def weekly(self) -> list[dict]:
+        self._close()
+        return self.rows
 
 
 def plan_metric_text(m) -> str:
@@ -945,17 +1016,164 @@ def _subject_text(subject: dict) -> str:
     return f"{subject['kind']} {subject['id'] or subject['school_id']}{where}"
 
 
+class ReportWriter:
+    """A backtest report (`text`, `json` or `csv`) written with the action records taken a chunk at
+    a time (`add`, run_backtest's `on_actions`), so they need not all be in memory: their part of
+    the report goes to a temporary file, and `finish` writes the report (the summary before the
+    actions, the weekly and first-met reports after them) to a stream. The same text as to_text,
+    to_json and to_csv give for a result that kept its actions (they use this writer)."""
+
+    _SLOT = "rollbook-backtest-actions-d41d8cd9"  # where the actions go in the JSON document
+
+    def __init__(self, format: str, register: str = ""):
+        import csv
+        import tempfile
+
+        if format not in ("text", "json", "csv"):
+            raise ValueError(f"unknown report format {format!r}")
+        self.format, self.register = format, register
+        self.body = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
+        self.count = 0
+        self.subjects: set[tuple] = set()
+        self.firing: tuple | None = None  # text: the firing whose records are still arriving
+        self.day: str | None = None
+        self.csv = csv.DictWriter(self.body, CSV_COLUMNS, lineterminator="\n") if format == "csv" else None
+
+    def add(self, records: list[dict]) -> None:
+        """Write the next action records (in the order run_backtest emits them)."""
+        import json
+
+        for a in records:
+            s = a["subject"]
+            self.count += 1
+            self.subjects.add((s["kind"], s["school_id"], s["id"]))
+            if self.format == "json":
+                item = json.dumps(a, indent=1, ensure_ascii=False)
+                # An element of the document's `actions` list, two levels deep (indent=1).
+                self.body.write(("[\n" if self.count == 1 else ",\n") + "\n".join("  " + line for line in item.split("\n")))
+            elif self.format == "csv":
+                self.csv.writerow({"report": "action", "date": a["as_of"], "week_start": school_calendar.monday_of(
+                    date.fromisoformat(a["as_of"])).isoformat(), "rule": a["rule"], "subject_kind": s["kind"],
+                    "school_id": s["school_id"], "subject_id": s["id"], "verb": a["verb"],
+                    "alternative": str(a["alternative"]).lower(), "action_id": a["id"]})
+            else:
+                # One line per firing: a rule acting on a subject, with its actions' verbs.
+                key = (a["as_of"], a["rule"], s["kind"], s["school_id"], s["id"])
+                if self.firing and self.firing[0] == key:
+                    self.firing[1].append(a)
+                else:
+                    self._firing_line()
+                    self.firing = (key, [a])
+
+    def _firing_line(self) -> None:
+        if self.firing is None:
+            return
+        (as_of, rule, *_), records = self.firing
+        if as_of != self.day:
+            self.day = as_of
+            self.body.write(f"  {as_of}\n")
+        extra = " (alternative: limit reached)" if records[0]["alternative"] else ""
+        verbs = ", ".join(r["verb"] for r in records)
+        self.body.write(f"    {rule}: {_subject_text(records[0]['subject'])}: {verbs}{extra}\n")
+        self.firing = None
+
+    def finish(self, result: Backtest, out) -> None:
+        """Write the whole report to the text stream `out`, and close the temporary file."""
+        import shutil
+
+        try:
+            if self.format == "text":
+                self._firing_line()
+            head, tail = getattr(self, f"_{self.format}_parts")(result)
+            out.write(head)
+            self.body.flush()
+            self.body.seek(0)
+            shutil.copyfileobj(self.body, out)
+            out.write(tail)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.body.close()
+
+    def _json_parts(self, result: Backtest) -> tuple[str, str]:
+        import json
+
+        document = json.dumps({
+            "policy": result.policy.id, "policy_version": result.policy.version, "register": self.register,
+            "from": result.start.isoformat(), "to": result.end.isoformat(), "school_days": len(result.days),
+            "rules_engine": result.rules_engine, "per_day_metrics": result.per_day_metrics,
+            "calendar_note": result.calendar_note,
+            "actions": self._SLOT, "weekly": result.weekly, "first_met": result.first_met,
+        }, indent=1, ensure_ascii=False) + "\n"
+        head, tail = document.split(json.dumps(self._SLOT), 1)
+        return head, ("\n ]" if self.count else "[]") + tail
+
+    def _csv_parts(self, result: Backtest) -> tuple[str, str]:
+        import csv
+        import io
+
+        head, tail = io.StringIO(), io.StringIO()
+        csv.DictWriter(head, CSV_COLUMNS, lineterminator="\n").writeheader()
+        w = csv.DictWriter(tail, CSV_COLUMNS, lineterminator="\n")
+        for e in result.weekly:
+            w.writerow({"report": "weekly", "week_start": e["week_start"], "rule": e["rule"], "subjects": e["subjects"],
+                        "firings": e["firings"], "actions": e["actions"]})
+        for e in result.first_met:
+            s = e["subject"]
+            w.writerow({"report": "first_met", "date": e["date"], "rule": e["rule"], "subject_kind": s["kind"],
+                        "school_id": s["school_id"], "subject_id": s["id"]})
+        return head.getvalue(), tail.getvalue()
+
+    def _text_parts(self, result: Backtest) -> tuple[str, str]:
+        lines = []
+        on = f" on {self.register}" if self.register else ""
+        n, subjects = self.count, len(self.subjects)
+        lines.append(f"Backtest of {result.policy.id} (version {result.policy.version}){on}, "
+                     f"{result.start} to {result.end}: {len(result.days)} school days replayed, "
+                     f"{n} action{'s' if n != 1 else ''} for "
+                     f"{subjects} subject{'s' if subjects != 1 else ''}.")
+        if result.calendar_note:
+            lines.append(f"Note: {result.calendar_note}")
+        lines += ["", "Actions by day"]
+        if not n:
+            lines.append("  (none)")
+        head = "\n".join(lines) + "\n"
+        lines = ["", "Per rule per school week: subjects acted on, firings (a subject on a day), action records"]
+        if not result.weekly:
+            lines.append("  (none)")
+        else:
+            width = max(len(e["rule"]) for e in result.weekly)
+            lines.append(f"  {'week of':<10}  {'rule':<{width}}  subjects  firings  actions")
+            for e in result.weekly:
+                lines.append(f"  {e['week_start']:<10}  {e['rule']:<{width}}  {e['subjects']:>8}  {e['firings']:>7}  "
+                             f"{e['actions']:>7}")
+        lines += ["", "First date each subject met each rule (its condition held, whether or not it acted)"]
+        if not result.first_met:
+            lines.append("  (none)")
+        else:
+            width = max(len(e["rule"]) for e in result.first_met)
+            for e in result.first_met:
+                lines.append(f"  {e['date']}  {e['rule']:<{width}}  {_subject_text(e['subject'])}")
+        return head, "\n".join(lines) + "\n"
+
+
+def _report(result: Backtest, format: str, register: str) -> str:
+    import io
+
+    if result.actions is None:
+        raise ValueError("this backtest did not keep its actions (run_backtest's keep_actions); "
+                         "stream them to a ReportWriter instead")
+    writer = ReportWriter(format, register)
+    writer.add(result.actions)
+    out = io.StringIO()
+    writer.finish(result, out)
+    return out.getvalue()
+
+
 def to_json(result: Backtest, register: str = "") -> str:
     """The whole backtest as one JSON document (the actions are full action records)."""
-    import json
-
-    return json.dumps({
-        "policy": result.policy.id, "policy_version": result.policy.version, "register": register,
-        "from": result.start.isoformat(), "to": result.end.isoformat(), "school_days": len(result.days),
-        "rules_engine": result.rules_engine, "per_day_metrics": result.per_day_metrics,
-        "calendar_note": result.calendar_note,
-        "actions": result.actions, "weekly": result.weekly, "first_met": result.first_met,
-    }, indent=1, ensure_ascii=False) + "\n"
+    return _report(result, "json", register)
 
 
 CSV_COLUMNS = ("report", "date", "week_start", "rule", "subject_kind", "school_id", "subject_id", "verb", "alternative",
@@ -965,73 +1183,10 @@ CSV_COLUMNS = ("report", "date", "week_start", "rule", "subject_kind", "school_i
 def to_csv(result: Backtest) -> str:
     """The three reports in one long table, told apart by the `report` column: `action` (one row
     per action, by day), `weekly` (per rule per school week) and `first_met`."""
-    import csv
-    import io
-
-    out = io.StringIO()
-    w = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\n")
-    w.writeheader()
-    for a in result.actions:
-        s = a["subject"]
-        w.writerow({"report": "action", "date": a["as_of"], "week_start": school_calendar.monday_of(
-            date.fromisoformat(a["as_of"])).isoformat(), "rule": a["rule"], "subject_kind": s["kind"],
-            "school_id": s["school_id"], "subject_id": s["id"], "verb": a["verb"],
-            "alternative": str(a["alternative"]).lower(), "action_id": a["id"]})
-    for e in result.weekly:
-        w.writerow({"report": "weekly", "week_start": e["week_start"], "rule": e["rule"], "subjects": e["subjects"],
-                    "firings": e["firings"], "actions": e["actions"]})
-    for e in result.first_met:
-        s = e["subject"]
-        w.writerow({"report": "first_met", "date": e["date"], "rule": e["rule"], "subject_kind": s["kind"],
-                    "school_id": s["school_id"], "subject_id": s["id"]})
-    return out.getvalue()
+    return _report(result, "csv", "")
 
 
 def to_text(result: Backtest, register: str = "") -> str:
     """A report for people: a summary, the actions by day, the counts per rule per school week and
     the first date each subject met each rule."""
-    lines = []
-    subjects = {(a["subject"]["kind"], a["subject"]["school_id"], a["subject"]["id"]) for a in result.actions}
-    on = f" on {register}" if register else ""
-    lines.append(f"Backtest of {result.policy.id} (version {result.policy.version}){on}, "
-                 f"{result.start} to {result.end}: {len(result.days)} school days replayed, "
-                 f"{len(result.actions)} action{'s' if len(result.actions) != 1 else ''} for "
-                 f"{len(subjects)} subject{'s' if len(subjects) != 1 else ''}.")
-    if result.calendar_note:
-        lines.append(f"Note: {result.calendar_note}")
-    lines += ["", "Actions by day"]
-    if not result.actions:
-        lines.append("  (none)")
-    # One line per firing: a rule acting on a subject, with its actions' verbs.
-    firings: list[tuple] = []
-    for a in result.actions:
-        key = (a["as_of"], a["rule"], a["subject"]["kind"], a["subject"]["school_id"], a["subject"]["id"])
-        if firings and firings[-1][0] == key:
-            firings[-1][1].append(a)
-        else:
-            firings.append((key, [a]))
-    day = None
-    for (as_of, rule, *_), records in firings:
-        if as_of != day:
-            day = as_of
-            lines.append(f"  {day}")
-        extra = " (alternative: limit reached)" if records[0]["alternative"] else ""
-        verbs = ", ".join(r["verb"] for r in records)
-        lines.append(f"    {rule}: {_subject_text(records[0]['subject'])}: {verbs}{extra}")
-    lines += ["", "Per rule per school week: subjects acted on, firings (a subject on a day), action records"]
-    if not result.weekly:
-        lines.append("  (none)")
-    else:
-        width = max(len(e["rule"]) for e in result.weekly)
-        lines.append(f"  {'week of':<10}  {'rule':<{width}}  subjects  firings  actions")
-        for e in result.weekly:
-            lines.append(f"  {e['week_start']:<10}  {e['rule']:<{width}}  {e['subjects']:>8}  {e['firings']:>7}  "
-                         f"{e['actions']:>7}")
-    lines += ["", "First date each subject met each rule (its condition held, whether or not it acted)"]
-    if not result.first_met:
-        lines.append("  (none)")
-    else:
-        width = max(len(e["rule"]) for e in result.first_met)
-        for e in result.first_met:
-            lines.append(f"  {e['date']}  {e['rule']:<{width}}  {_subject_text(e['subject'])}")
-    return "\n".join(lines) + "\n"
+    return _report(result, "text", register)

@@ -382,35 +382,37 @@ def cmd_render(args) -> int:
 
 def cmd_backtest(args) -> int:
     from .api import RollbookError
-    from .backtest import run_backtest, to_csv, to_json, to_text
+    from .backtest import ReportWriter, run_backtest
     from .rules import RulesEngineUnavailable, durable_available
 
     engine = args.rules_engine
     if engine == "auto":
         engine = "durable" if durable_available()[0] else "builtin"
     progress = _Progress(sys.stderr.isatty())
+    # The action records stream into the writer a chunk of days at a time (memory bounded by the
+    # register, not the actions); the report is written once the replay has finished.
+    writer = ReportWriter(args.format, args.register)
     try:
         result = run_backtest(args.policy, args.register, getattr(args, "from"), args.to, args.prior, engine,
-                              progress=progress)
+                              progress=progress, keep_actions=False, on_actions=writer.add)
     except (RollbookError, RulesEngineUnavailable) as exc:
+        writer.close()
         progress.done()
         print(f"error: {exc}", file=sys.stderr)
         if getattr(exc, "problems", None):
             print(_render_problems(exc.problems), file=sys.stderr)
         return EXIT_PROBLEMS
+    except BaseException:
+        writer.close()
+        raise
     progress.done()
-    if args.format == "json":
-        text = to_json(result, args.register)
-    elif args.format == "csv":
-        text = to_csv(result)
-    else:
-        text = to_text(result, args.register)
     if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
-        print(f"wrote the backtest ({len(result.days)} school days, {_plural(len(result.actions), 'action')}) "
+        with open(args.out, "w", encoding="utf-8") as out:
+            writer.finish(result, out)
+        print(f"wrote the backtest ({len(result.days)} school days, {_plural(result.action_count, 'action')}) "
               f"to {args.out}", file=sys.stderr)
     else:
-        sys.stdout.write(text)
+        writer.finish(result, sys.stdout)
     if result.calendar_note and args.format != "text":
         print(f"note: {result.calendar_note}", file=sys.stderr)
     for warning in result.warnings:

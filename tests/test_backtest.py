@@ -9,7 +9,8 @@ would give with the earlier days' actions as prior actions.
   met), once per term across a term boundary, a cooldown in school days, escalation after N school
   weeks, a limit reached (the alternative action), a rule that reads the ledger (`school days since
   last action`), and a seeded prior action.
-- The command line end to end, with a golden text report.
+- The command line end to end, with a golden text report, and its streamed reports (the records
+  written a chunk of days at a time, not kept) equal to the in-memory API's.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ import pytest
 
 from engine.act import PriorAction
 from engine.api import check_policy_file, evaluate
-from engine.backtest import naive_backtest, run_backtest, to_text
+from engine import backtest
+from engine.backtest import ReportWriter, naive_backtest, run_backtest, to_csv, to_json, to_text
 
 from .evaluation import ENGINES, POLICIES, SHIPPED_POLICIES, checked
 from .registers import RegisterBuilder
@@ -272,6 +274,56 @@ def test_cli_end_to_end(cases, replay, rollbook, tmp_path, update_golden):
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")
     assert text == to_text(replay, str(register)).replace(str(register), "REGISTER")
+
+
+STREAM_SPAN = (date(2025, 10, 1), date(2025, 11, 7))
+
+
+@pytest.fixture(scope="module")
+def kept():
+    """burton-hathow on the sample register over a short span, every record kept in memory."""
+    return run_backtest(checked(REPO / "policies" / "burton-hathow.yaml"), SAMPLE, *STREAM_SPAN)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "text"])
+def test_cli_streamed_report_equals_the_in_memory_records(kept, rollbook, tmp_path, fmt):
+    # The CLI streams the records to its report chunk by chunk; the API kept them all.
+    out = tmp_path / f"report.{fmt}"
+    run = rollbook("backtest", "--policy", REPO / "policies" / "burton-hathow.yaml", "--register", SAMPLE,
+                   "--from", STREAM_SPAN[0].isoformat(), "--to", STREAM_SPAN[1].isoformat(), "--format", fmt, "--out", out)
+    assert run.returncode == 0, run.stderr
+    assert f"{len(kept.actions)} actions" in run.stderr and kept.actions
+    report = {"json": lambda r: to_json(r, str(SAMPLE)), "csv": to_csv, "text": lambda r: to_text(r, str(SAMPLE))}[fmt]
+    assert out.read_text(encoding="utf-8") == report(kept)
+    if fmt == "json":
+        assert json.loads(out.read_text(encoding="utf-8"))["actions"] == kept.actions
+
+
+def test_streaming_over_many_chunks_keeps_nothing_and_changes_nothing(kept, monkeypatch):
+    # Chunks of 3 days (the sample register has 60 pupils), records built for a few firings at a
+    # time, so the weekly counts and the reports are carried across chunks and record groups.
+    monkeypatch.setattr(backtest, "CHUNK_SUBJECT_DAYS", 60 * 3)
+    monkeypatch.setattr(backtest, "RECORD_FIRINGS", 4)  # and records built a day or so at a time
+    chunks: list[list[dict]] = []
+    writers = {fmt: ReportWriter(fmt, str(SAMPLE)) for fmt in ("json", "csv", "text")}
+
+    def on_actions(records):
+        chunks.append(records)
+        for w in writers.values():
+            w.add(records)
+
+    streamed = run_backtest(checked(REPO / "policies" / "burton-hathow.yaml"), SAMPLE, *STREAM_SPAN,
+                            keep_actions=False, on_actions=on_actions)
+    assert streamed.actions is None
+    assert len(chunks) > 5
+    assert [a for c in chunks for a in c] == kept.actions
+    assert streamed.action_count == len(kept.actions)
+    assert (streamed.weekly, streamed.first_met, streamed.days) == (kept.weekly, kept.first_met, kept.days)
+    for fmt, writer in writers.items():
+        out = io.StringIO()
+        writer.finish(streamed, out)
+        expected = {"json": to_json(kept, str(SAMPLE)), "csv": to_csv(kept), "text": to_text(kept, str(SAMPLE))}[fmt]
+        assert out.getvalue() == expected, fmt
 
 
 @pytest.mark.parametrize("args, message", [
