@@ -383,11 +383,9 @@ def cmd_render(args) -> int:
 def cmd_backtest(args) -> int:
     from .api import RollbookError
     from .backtest import ReportWriter, run_backtest
-    from .rules import RulesEngineUnavailable, durable_available
+    from .rules import RulesEngineUnavailable
 
-    engine = args.rules_engine
-    if engine == "auto":
-        engine = "durable" if durable_available()[0] else "builtin"
+    engine = _rules_engine(args.rules_engine)
     progress = _Progress(sys.stderr.isatty())
     # The action records stream into the writer a chunk of days at a time (memory bounded by the
     # register, not the actions); the report is written once the replay has finished.
@@ -398,9 +396,7 @@ def cmd_backtest(args) -> int:
     except (RollbookError, RulesEngineUnavailable) as exc:
         writer.close()
         progress.done()
-        print(f"error: {exc}", file=sys.stderr)
-        if getattr(exc, "problems", None):
-            print(_render_problems(exc.problems), file=sys.stderr)
+        _print_error(exc)
         return EXIT_PROBLEMS
     except BaseException:
         writer.close()
