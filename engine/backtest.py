@@ -49,7 +49,7 @@ from .act import Calendars, PriorAction, build_actions, repetition_gate
 from .check import CheckedPolicy
 from .codes import national_codes
 from .compile import (
-    AllOf, AnyOf, Arithmetic, Comparison, Membership, MetricRef, Plan, Rank, RateRef, compile_policy,
+    AllOf, AnyOf, Comparison, MetricRef, Plan, compile_policy, metrics_in,
 )
 from .metrics import NEVER, Facts, _Builder, _calendar_start, _codes_sql, _lit, _names_pupil, _school_window, predicate_sql
 
@@ -94,24 +94,8 @@ class Backtest:
 
 # ---- which atoms read the ledger -----------------------------------------------------------------
 
-def _metrics_in(expr) -> list:
-    if isinstance(expr, MetricRef):
-        return [expr.metric]
-    if isinstance(expr, RateRef):
-        return [expr.numerator, expr.denominator]
-    if isinstance(expr, Arithmetic):
-        return _metrics_in(expr.left) + _metrics_in(expr.right)
-    if isinstance(expr, Rank):
-        return _metrics_in(expr.value)
-    if isinstance(expr, Comparison):
-        return _metrics_in(expr.left) + _metrics_in(expr.right)
-    if isinstance(expr, Membership):
-        return _metrics_in(expr.value)
-    return []
-
-
 def _reads_ledger(atom) -> bool:
-    return any(m.kind in LEDGER_KINDS for m in _metrics_in(atom))
+    return any(m.kind in LEDGER_KINDS for m in metrics_in(atom))
 
 
 def _relaxed_sql(predicate, rule_id: str, atoms: tuple) -> str:
@@ -687,7 +671,7 @@ class _Replay:
         soon as it is decided, in order (by day, then as eval orders them)."""
         import pyarrow as pa
 
-        from .prior_actions import load_ledger_table
+        from .prior_actions import append_ledger_rows, load_ledger_table
         from .rules import Firing
 
         con = self.con
@@ -706,7 +690,7 @@ class _Replay:
             load_ledger_table(con, self.prior, "bt_ledger")
         selectors = {(m.rule, m.verb) for m in self.ledger_metrics}
         # The ledger selectors each rule's condition reads: only those actions change its candidates.
-        reads = [{(m.rule, m.verb) for a in c.atoms for m in _metrics_in(a) if m.kind in LEDGER_KINDS} for c in self.plan.rules]
+        reads = [{(m.rule, m.verb) for a in c.atoms for m in metrics_in(a) if m.kind in LEDGER_KINDS} for c in self.plan.rules]
         rules = self.plan.rules
         self.history: dict[tuple, list[PriorAction]] = {}
         for p in self.prior:
@@ -751,7 +735,7 @@ class _Replay:
                 if again:
                     # Their rows were read before those actions: read today's again, with the ledger to date.
                     if buffered:
-                        _append_ledger(con, buffered)
+                        append_ledger_rows(con, buffered, "bt_ledger")
                         buffered = []
                     _arrow_table(con, "bt_again", {"day": pa.array([r[0] for r in again], pa.date32()),
                                                    "rule_index": pa.array([r[1] for r in again], pa.int64()),
@@ -785,7 +769,7 @@ class _Replay:
                 if kept:
                     emitted[day] = sorted(kept)
             if buffered:
-                _append_ledger(con, buffered)
+                append_ledger_rows(con, buffered, "bt_ledger")
             self.timings["decide"] += time.perf_counter() - t
             # The chunk's records go out now, a few days at a time: only the simulated ledger
             # (self.history) outlives the chunk.
@@ -847,21 +831,6 @@ def _arrow_table(con, name: str, columns: dict[str, list]) -> None:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_rows")
     finally:
         con.unregister(f"{name}_rows")
-
-
-def _append_ledger(con, actions: list[PriorAction]) -> None:
-    import pyarrow as pa
-
-    rows = pa.table({
-        "rule": [a.rule for a in actions], "verb": [a.verb for a in actions],
-        "subject_kind": [a.subject_kind for a in actions], "subject_id": [a.subject_id for a in actions],
-        "school_id": [a.school_id for a in actions], "as_of": pa.array([a.as_of for a in actions], pa.date32()),
-        "alternative": [a.alternative for a in actions], "status": [a.status for a in actions]})
-    con.register("bt_ledger_rows", rows)
-    try:
-        con.execute("INSERT INTO bt_ledger SELECT * FROM bt_ledger_rows")
-    finally:
-        con.unregister("bt_ledger_rows")
 
 
 # ---- the API -------------------------------------------------------------------------------------

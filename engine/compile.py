@@ -338,6 +338,19 @@ def atoms_of(predicate) -> tuple:
     return (predicate,)
 
 
+def metrics_in(expr) -> list[MetricSpec]:
+    """The metrics a compiled expression or atom reads, in order (repeats kept)."""
+    if isinstance(expr, MetricRef):
+        return [expr.metric]
+    if isinstance(expr, RateRef):
+        return [expr.numerator, expr.denominator]
+    if isinstance(expr, (Arithmetic, Comparison)):
+        return metrics_in(expr.left) + metrics_in(expr.right)
+    if isinstance(expr, (Rank, Membership)):
+        return metrics_in(expr.value)
+    return []
+
+
 def compile_policy(policy: CheckedPolicy) -> Plan:
     """Compile every rule of a checked policy into one plan."""
     rules = []

@@ -34,7 +34,7 @@ from .api import RollbookError, as_of_date, checked_policy, prepare_register, pr
 from .codes import national_codes
 from .compile import (
     AllOf, AnyOf, Arithmetic, AttributeRef, Comparison, Const, Membership, MetricRef, MetricSpec, Rank, RateRef, Truth,
-    compile_policy, window_text,
+    compile_policy, metrics_in, window_text,
 )
 from .metrics import NEVER, _school_window, build_facts, counted_marks, window_bounds
 
@@ -660,7 +660,7 @@ def _extra_metrics(plan) -> tuple[MetricSpec, ...]:
     extra = []
     for compiled in plan.rules:
         for _, expr in compiled.measures:
-            for m in _metrics_in(expr):
+            for m in metrics_in(expr):
                 if m.kind == "sessions" and m.codes is not None:
                     extra.append(_room_metric(m))
             if isinstance(expr, RateRef):
@@ -670,18 +670,6 @@ def _extra_metrics(plan) -> tuple[MetricSpec, ...]:
         if m not in plan.metrics and m not in out:
             out.append(m)
     return tuple(out)
-
-
-def _metrics_in(expr) -> list[MetricSpec]:
-    if isinstance(expr, MetricRef):
-        return [expr.metric]
-    if isinstance(expr, RateRef):
-        return [expr.numerator, expr.denominator]
-    if isinstance(expr, Arithmetic):
-        return _metrics_in(expr.left) + _metrics_in(expr.right)
-    if isinstance(expr, Rank):
-        return _metrics_in(expr.value)
-    return []
 
 
 def _find_pupil(connection, table: str, pupil_id: str, school_id: str | None) -> dict:

@@ -64,17 +64,24 @@ def load_ledger_table(connection, actions: list[PriorAction], table: str = "ledg
     """The prior actions as a DuckDB table, for the metrics stage's set-based ledger measures."""
     connection.execute(f"CREATE OR REPLACE TEMP TABLE {table} (rule VARCHAR, verb VARCHAR, subject_kind VARCHAR, "
                        "subject_id VARCHAR, school_id VARCHAR, as_of DATE, alternative BOOLEAN, status VARCHAR)")
-    if actions:
-        import pyarrow as pa
+    append_ledger_rows(connection, actions, table)
 
-        # Through Arrow: executemany inserts row by row (~0.3 ms a row), too slow for a trust's ledger.
-        rows = pa.table({
-            "rule": [a.rule for a in actions], "verb": [a.verb for a in actions],
-            "subject_kind": [a.subject_kind for a in actions], "subject_id": [a.subject_id for a in actions],
-            "school_id": [a.school_id for a in actions], "as_of": pa.array([a.as_of for a in actions], pa.date32()),
-            "alternative": [a.alternative for a in actions], "status": [a.status for a in actions]})
-        connection.register("rb_ledger_rows", rows)
-        try:
-            connection.execute(f"INSERT INTO {table} SELECT * FROM rb_ledger_rows")
-        finally:
-            connection.unregister("rb_ledger_rows")
+
+def append_ledger_rows(connection, actions: list[PriorAction], table: str = "ledger") -> None:
+    """Append prior actions to a ledger table made by load_ledger_table (the backtest appends
+    each replayed day's actions to its simulated ledger this way)."""
+    if not actions:
+        return
+    import pyarrow as pa
+
+    # Through Arrow: executemany inserts row by row (~0.3 ms a row), too slow for a trust's ledger.
+    rows = pa.table({
+        "rule": [a.rule for a in actions], "verb": [a.verb for a in actions],
+        "subject_kind": [a.subject_kind for a in actions], "subject_id": [a.subject_id for a in actions],
+        "school_id": [a.school_id for a in actions], "as_of": pa.array([a.as_of for a in actions], pa.date32()),
+        "alternative": [a.alternative for a in actions], "status": [a.status for a in actions]})
+    connection.register("rb_ledger_rows", rows)
+    try:
+        connection.execute(f"INSERT INTO {table} SELECT * FROM rb_ledger_rows")
+    finally:
+        connection.unregister("rb_ledger_rows")
