@@ -164,6 +164,15 @@ def _print_error(exc: Exception) -> None:
         print(_render_problems(exc.problems), file=sys.stderr)
 
 
+def _print_notes(calendar_note: str | None, warnings: list[str]) -> None:
+    """What an evaluation noted, on stderr: the calendar note (when the output does not show it)
+    and each warning."""
+    if calendar_note:
+        print(f"note: {calendar_note}", file=sys.stderr)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
 class _Progress:
     """Stage messages on stderr when it is a terminal (never in pipes or CI logs)."""
 
@@ -202,10 +211,8 @@ def cmd_eval(args) -> int:
         print(f"wrote {len(actions)} action{'s' if len(actions) != 1 else ''} to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
-    if evaluation.calendar_note and args.format != "table":
-        print(f"note: {evaluation.calendar_note}", file=sys.stderr)
-    for warning in evaluation.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    # The table already shows the calendar note.
+    _print_notes(evaluation.calendar_note if args.format != "table" else None, evaluation.warnings)
     return EXIT_OK
 
 
@@ -409,10 +416,8 @@ def cmd_backtest(args) -> int:
               f"to {args.out}", file=sys.stderr)
     else:
         writer.finish(result, sys.stdout)
-    if result.calendar_note and args.format != "text":
-        print(f"note: {result.calendar_note}", file=sys.stderr)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+    # The text report already shows the calendar note.
+    _print_notes(result.calendar_note if args.format != "text" else None, result.warnings)
     return EXIT_OK
 
 

@@ -31,7 +31,7 @@ from fractions import Fraction
 
 from . import act
 from .api import RollbookError, as_of_date, checked_policy, prepare_register, prior_action_list
-from .codes import national_codes
+from .codes import CATEGORIES, national_codes
 from .compile import (
     AllOf, AnyOf, Arithmetic, AttributeRef, Comparison, Const, Membership, MetricRef, MetricSpec, Rank, RateRef, Truth,
     compile_policy, metrics_in, window_text,
@@ -259,8 +259,7 @@ def codes_words(codes: frozenset[str]) -> str:
 
 def _category_of(codes: frozenset[str]) -> str | None:
     catalogue = national_codes()
-    for category in ("unauthorised", "authorised", "absent", "attending", "present", "approved_activity", "possible",
-                     "not_possible"):
+    for category in CATEGORIES:  # no two categories have the same codes, so the order does not matter
         if codes == catalogue.codes_in(category):
             return category
     return None

@@ -552,20 +552,30 @@ class _PupilBuilder:
                 pupil[f] = ""
 
 
-def read_pupil_list(path: Path, column_map: dict[str, str], encoding: str | None, order: str,
-                    result: ImportResult) -> bool:
-    """Fill result.pupils from a separate pupil list export (same header aliases). False on an error."""
+def _read_export(path: Path, column_map: dict[str, str], encoding: str | None, result: ImportResult):
+    """Decode an export, find its header row and map its columns. Returns (rows, header row index,
+    header, columns), or None with the problem recorded in `result`."""
     text = _decode(path, encoding, result)
     if text is None:
-        return False
+        return None
     rows = read_table(text)
     n = _find_header(rows, column_map, result, path.name)
     if n is None:
-        return False
+        return None
     header = rows[n][1]
     columns = _resolve_columns(header, column_map, result, path.name)
     if columns is None:
+        return None
+    return rows, n, header, columns
+
+
+def read_pupil_list(path: Path, column_map: dict[str, str], encoding: str | None, order: str,
+                    result: ImportResult) -> bool:
+    """Fill result.pupils from a separate pupil list export (same header aliases). False on an error."""
+    export = _read_export(path, column_map, encoding, result)
+    if export is None:
         return False
+    rows, n, header, columns = export
     used = [f for f in columns.fields if f in PUPIL_FIELDS] + list(columns.custom)
     for f in columns.fields:
         if f not in PUPIL_FIELDS and f not in ("pupil_id", "school_id"):
@@ -619,17 +629,10 @@ def import_export(path: Path | str, shape: str, *, pupils: Path | str | None = N
             return result
         pupil_list = dict(result.pupils)
         result.encoding = None  # the report's encoding is the export's
-    text = _decode(path, encoding, result)
-    if text is None:
+    export = _read_export(path, column_map, encoding, result)
+    if export is None:
         return result
-    rows = read_table(text)
-    n = _find_header(rows, column_map, result, path.name)
-    if n is None:
-        return result
-    header = rows[n][1]
-    columns = _resolve_columns(header, column_map, result, path.name)
-    if columns is None:
-        return result
+    rows, n, header, columns = export
     if pupil_list is not None and result.has_school != ("school_id" in columns.fields):
         which = ("the pupil list", "the export") if result.has_school else ("the export", "the pupil list")
         result.errors.append(f"{path.name}: {which[0]} has a school column but {which[1]} has none "
