@@ -23,8 +23,8 @@ from fractions import Fraction
 from . import ast
 from . import calendar as school_calendar
 from .check import Action, Duration
-from .compile import Comparison, Const, MetricRef, Plan, Rank, RateRef
-from .metrics import NEVER, Facts, _school_window, counted_marks, window_bounds
+from .compile import Comparison, Const, MetricRef, Plan, Rank, RateRef, current_run_metric
+from .metrics import NEVER, Facts, _school_window, counted_marks, run_start_column, window_bounds
 
 ACTION_FORMAT = 1
 
@@ -216,11 +216,30 @@ def _elapsed_words(calendars: "Calendars", school_id: str, earlier: date, as_of:
     return f", {n} {unit.replace('_', ' ')[:-1] if n == 1 else unit.replace('_', ' ')} before the as-of date"
 
 
-def repetition_gate(rule, history: list[PriorAction], school_id: str, as_of: date, calendars: "Calendars") -> Gate:
-    """Apply `repeat` (once per period, cooldown; none means once ever), `after` and `limit` to
-    one subject's prior actions (`history`, as prior_by_subject gives them)."""
+def run_start_of(compiled, row: dict, facts_columns: dict) -> date | None:
+    """The first school day of the current run a `once_per: run` rule counts, from the subject's
+    facts row (None for other rules, or when the run is empty)."""
+    metric = current_run_metric(compiled)
+    return None if metric is None else row.get(run_start_column(facts_columns[metric]))
+
+
+def repetition_gate(rule, history: list[PriorAction], school_id: str, as_of: date, calendars: "Calendars",
+                    run_start: date | None = None) -> Gate:
+    """Apply `repeat` (once per period, once per run, cooldown; none means once ever), `after` and
+    `limit` to one subject's prior actions (`history`, as prior_by_subject gives them).
+    `run_start` is the first school day of the current run, for `once_per: run` (run_start_of)."""
     mine = [p for p in history if p.rule == rule.id]
-    if rule.repeat.cooldown is not None:
+    if rule.repeat.once_per == "run":
+        # Once per run: a run that started on or before the last action is the run it acted in
+        # (or one it could have); only a run starting after that day is new. No current run: wait for one.
+        last = max((p.as_of for p in mine), default=None)
+        if last is not None and (run_start is None or run_start <= last):
+            why = (f"the rule acts at most once per run, and it already acted on {last.isoformat()} "
+                   + (f"in the current run, which started on {run_start.isoformat()}; it acts again only in a "
+                      "run that starts after that day" if run_start is not None else
+                      "and no run has started since"))
+            return Gate(False, (), "once_per", why, (last,))
+    elif rule.repeat.cooldown is not None:
         recent = sorted({p.as_of for p in mine if not calendars.at_least(school_id, p.as_of, as_of, rule.repeat.cooldown)})
         if recent:
             last = recent[-1]
@@ -308,7 +327,8 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
         rule = compiled.rule
         row = rows_cache[(firing.scope, firing.school_id, firing.subject_id)]
         history = by_subject.get((firing.scope, firing.school_id, firing.subject_id), [])
-        gate = repetition_gate(rule, history, firing.school_id, as_of, calendars)
+        gate = repetition_gate(rule, history, firing.school_id, as_of, calendars,
+                               run_start_of(compiled, row, facts.metric_columns))
         if not gate.acts:
             continue
         escalation, limit_evidence, chosen = gate.escalation, gate.limit, gate.actions
@@ -365,6 +385,10 @@ def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_
             if complete is False:
                 window["complete"] = False
             entry["window"] = window
+        if isinstance(expr, MetricRef) and expr.metric.kind == "run" and expr.metric.run_which == "current":
+            start = row.get(run_start_column(facts.metric_columns[expr.metric]))
+            if start is not None:
+                entry["run_start"] = start.isoformat()
         if isinstance(expr, MetricRef) and expr.metric.kind == "sessions" and firing.scope == "pupil":
             entry["sessions"] = sessions_cache[expr.metric].get((firing.school_id, firing.subject_id), [])
         measures.append(entry)

@@ -49,9 +49,11 @@ from .act import Calendars, PriorAction, build_actions, repetition_gate
 from .check import CheckedPolicy
 from .codes import national_codes
 from .compile import (
-    AllOf, AnyOf, Comparison, MetricRef, Plan, compile_policy, metrics_in,
+    AllOf, AnyOf, Comparison, MetricRef, Plan, compile_policy, current_run_metric, metrics_in,
 )
-from .metrics import NEVER, Facts, _Builder, _calendar_start, _codes_sql, _lit, _names_pupil, _school_window, predicate_sql
+from .metrics import (
+    NEVER, Facts, _Builder, _calendar_start, _codes_sql, _lit, _names_pupil, _school_window, predicate_sql, run_start_column,
+)
 
 LEDGER_KINDS = ("action_count", "since_action")
 # Metric shapes computed one replayed day at a time, with the metrics stage's SQL for that metric:
@@ -152,6 +154,9 @@ class _Replay:
         con.execute(f"""CREATE OR REPLACE TEMP TABLE bt_grid AS
             SELECT school_id, date, CAST(row_number() OVER (PARTITION BY school_id ORDER BY date) AS INTEGER) AS k
             FROM (SELECT DISTINCT school_id, date FROM marks WHERE date <= {_lit(last)})""")
+        # Each school's grid dates as a list (k-th date at index k): a run's first day from its position.
+        con.execute("CREATE OR REPLACE TEMP TABLE bt_grid_dates AS "
+                    "SELECT school_id, list(date ORDER BY k) AS dates FROM bt_grid GROUP BY school_id")
         grid: dict[str, list[date]] = {s: [] for s in self.schools}
         for school_id, day in con.execute("SELECT school_id, date FROM bt_grid ORDER BY school_id, k").fetchall():
             grid.setdefault(school_id, []).append(day)
@@ -313,12 +318,14 @@ class _Replay:
         for m in self.per_day:
             col = self.columns[m]
             table = f"bt_perday_{col}"
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} (day DATE, school_id VARCHAR, pupil_id VARCHAR, v BIGINT)")
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} "
+                             "(day DATE, school_id VARCHAR, pupil_id VARCHAR, v BIGINT, s DATE)")
             one = Plan(self.plan.policy, (), (m,), ())
+            start = run_start_column("m0") if m.run_which == "current" else "NULL::DATE"
             for day in self.days:
                 b = _Builder(one, day, self.con)
                 b.build_windows("bt_fb_windows")
-                self.con.execute(f"INSERT INTO {table} SELECT {_lit(day)}, school_id, pupil_id, m0 "
+                self.con.execute(f"INSERT INTO {table} SELECT {_lit(day)}, school_id, pupil_id, m0, {start} "
                                  f"FROM ({b.pupil_metrics_sql('bt_fb_windows')})")
 
     # -- per-day facts ---------------------------------------------------------------------------
@@ -361,6 +368,22 @@ class _Replay:
         p, lm = ("ps", f"{stem}_lms") if m.run_unit == "sessions" else ("pd", f"{stem}_lmd")
         return f"coalesce({at(p, hi)} - greatest({at(lm, hi)}, {at(p, lo)}), 0)"
 
+    def run_start_sql(self, m) -> str:
+        """The first school day of a current run (metrics' run_start_column), NULL when it is empty:
+        the grid date on which the pupil's possible sessions (days) first reach the run's first
+        position. `ps` grows by at most 2 a date, so that date holds position p or p + 1."""
+        col = self.columns[m]
+        if m in self.per_day:
+            return f"fb_{col}.s"
+        lo, hi = self._positions(m.window)
+        stem = self.runs[m.codes]
+        p, lm = ("ps", f"{stem}_lms") if m.run_unit == "sessions" else ("pd", f"{stem}_lmd")
+        first = f"(greatest(list_extract(l.{lm}, ({hi}) + 1), list_extract(l.{p}, ({lo}) + 1)) + 1)::BIGINT"
+        index = (f"coalesce(list_position(l.{p}, {first}), list_position(l.{p}, {first} + 1))" if p == "ps"
+                 else f"list_position(l.{p}, {first})")
+        # List index i holds grid position k = i - 1 (the lists start with a 0 for "before the grid").
+        return f"CASE WHEN {self.metric_sql(m)} > 0 THEN list_extract(gd.dates, {index} - 1) END"
+
     def build_chunk(self, days: list[date]) -> None:
         """bt_facts_<scope>: every subject on every day of the chunk, with metrics, ranks and
         every atom that does not read the ledger, in the facts tables' column names."""
@@ -368,6 +391,8 @@ class _Replay:
         days_sql = ", ".join(_lit(d) for d in days)
         register_metrics = [m for m in self.plan.metrics if m.kind not in LEDGER_KINDS]
         selects = [f"{self.metric_sql(m)} AS {self.columns[m]}" for m in register_metrics]
+        current_runs = [m for m in register_metrics if m.kind == "run" and m.run_which == "current"]
+        selects += [f"{self.run_start_sql(m)} AS {run_start_column(self.columns[m])}" for m in current_runs]
         for m in self.longest:
             lo, hi = self._positions(m.window)
             p = "ps" if m.run_unit == "sessions" else "pd"
@@ -385,15 +410,17 @@ class _Replay:
         con.execute(f"""CREATE OR REPLACE TEMP TABLE bt_pm AS
             SELECT d.day, l.school_id, l.pupil_id{''.join(', ' + s for s in selects)}
             FROM bt_lists l JOIN bt_days d ON d.school_id = l.school_id AND d.day IN ({days_sql})
-            LEFT JOIN bt_pupil_pos x ON x.school_id = l.school_id AND x.pupil_id = l.pupil_id {fallback_joins}""")
+            LEFT JOIN bt_pupil_pos x ON x.school_id = l.school_id AND x.pupil_id = l.pupil_id
+            LEFT JOIN bt_grid_dates gd ON gd.school_id = l.school_id {fallback_joins}""")
         cols = [self.columns[m] for m in register_metrics]
+        starts = [run_start_column(self.columns[m]) for m in current_runs]
         # Ledger columns exist (as NULL) so every facts table has every metric column.
         ledger_placeholders = "".join(f", NULL::BIGINT AS {self.columns[m]}" for m in self.ledger_metrics)
         self.rank_columns = {}
         for scope in self.plan.scopes:
             rules = [r for r in self.plan.rules if r.rule.scope == scope]
             if scope == "pupil":
-                base = (f"SELECT pm.day, pm.pupil_id AS subject_id, pm.school_id{''.join(', pm.' + c for c in cols)}"
+                base = (f"SELECT pm.day, pm.pupil_id AS subject_id, pm.school_id{''.join(', pm.' + c for c in cols + starts)}"
                         f"{ledger_placeholders}, p.* EXCLUDE (pupil_id, school_id) FROM bt_pm pm "
                         "JOIN pupils p USING (pupil_id, school_id) "
                         "WHERE (p.joined_on IS NULL OR p.joined_on <= pm.day) AND (p.left_on IS NULL OR p.left_on >= pm.day)")
@@ -454,16 +481,22 @@ class _Replay:
             condition = (predicate_sql if exact else _relaxed_sql)(compiled.predicate, rule.id, compiled.atoms)
             # Once-per-period rules without escalation: only the first day per period can act.
             period = "NULL::VARCHAR"
-            if exact and rule.after is None and rule.repeat.cooldown is None:
+            if exact and rule.after is None and rule.repeat.cooldown is None and rule.repeat.once_per != "run":
                 period = f"d.p_{rule.repeat.once_per}" if rule.repeat.once_per else "'ever'"
+            # Once per run: the gate compares the run's first day with the last action.
+            run = current_run_metric(compiled)
+            run_start = f'f."{run_start_column(self.columns[run])}"' if run is not None else "NULL::DATE"
             select = (f"SELECT f.day, {index} AS rule_index, f.school_id, f.subject_id, {str(exact).lower()} AS exact, "
-                      f"{period} AS period "
+                      f"{period} AS period, {run_start} AS run_start "
                       f"FROM bt_facts_{scope} f JOIN bt_days d ON d.school_id = f.school_id AND d.day = f.day "
                       f"WHERE {condition}")
             parts.append(select)
         if not parts:
             return []
         con.execute("CREATE OR REPLACE TEMP TABLE bt_cand AS " + " UNION ALL ".join(parts))
+        self.run_starts = {(day, index, school_id, subject_id): start for day, index, school_id, subject_id, start
+                           in con.execute("SELECT day, rule_index, school_id, subject_id, run_start FROM bt_cand "
+                                          "WHERE run_start IS NOT NULL").fetchall()}
         # First day each subject met each rule (exact rows; per-day ones are added as decided).
         for day, index, school_id, subject_id in con.execute(
                 "SELECT min(day), rule_index, school_id, subject_id FROM bt_cand WHERE exact GROUP BY ALL").fetchall():
@@ -697,6 +730,7 @@ class _Replay:
             if p.status != "dismissed":
                 self.history.setdefault((p.subject_kind, p.school_id, p.subject_id), []).append(p)
         self.first_met: dict[tuple, date] = {}
+        self.run_starts: dict[tuple, date] = {}
         self.row_tables: dict[str, str] = {}
         pupils = con.execute("SELECT count(*) FROM pupils").fetchone()[0] or 1
         per_chunk = max(1, CHUNK_SUBJECT_DAYS // pupils)
@@ -755,7 +789,8 @@ class _Replay:
                         self.first_met[key] = day
                     firing = Firing(index, rule.scope, school_id, subject_id, rule.id)
                     history = [p for p in self.history.get((rule.scope, school_id, subject_id), []) if p.as_of < day]
-                    gate = repetition_gate(rule, history, school_id, day, self.calendars)
+                    gate = repetition_gate(rule, history, school_id, day, self.calendars,
+                                           self.run_starts.get((day, index, school_id, subject_id)))
                     if not gate.acts:
                         continue
                     kept.append(firing)
@@ -788,7 +823,8 @@ class _Replay:
     def _may_act(self, index: int, school_id: str, subject_id: str, day: date) -> bool:
         rule = self.plan.rules[index].rule
         history = [p for p in self.history.get((rule.scope, school_id, subject_id), []) if p.as_of < day]
-        return repetition_gate(rule, history, school_id, day, self.calendars).acts
+        return repetition_gate(rule, history, school_id, day, self.calendars,
+                               self.run_starts.get((day, index, school_id, subject_id))).acts
 
 
 def _record_groups(emitted: dict[date, list]):

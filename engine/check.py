@@ -629,6 +629,8 @@ def check_policy(merged: MergedPolicy) -> tuple[CheckedPolicy | None, list[Diagn
                           tuple(_action(a) for a in spec["otherwise"]))
         repeat_spec = data.get("repeat") or {}
         repeat = Repeat(repeat_spec.get("once_per"), Duration.parse(repeat_spec["cooldown"]) if "cooldown" in repeat_spec else None)
+        if repeat.once_per == "run":
+            _check_once_per_run(checker, tree, doc.span(located.path + ("repeat", "once_per"), key=True))
         rules.append(Rule(
             id=data["id"], title=data["title"], source=data.get("source"), reading=data.get("reading"),
             scope=data.get("scope", "pupil"), condition=tree, condition_text=format_condition(tree),
@@ -666,6 +668,33 @@ def check_policy(merged: MergedPolicy) -> tuple[CheckedPolicy | None, list[Diagn
                                 **{name: loc.value["description"] for name, loc in merged.attributes.items()
                                    if loc.value.get("description")}},
     ), diagnostics
+
+
+def current_runs(tree) -> list:
+    """The distinct `current run of ...` measures of a condition, in order of first appearance
+    (the same measure written twice is one)."""
+    out: dict[str, ast.Run] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Run) and node.which == "current":
+            out.setdefault(format_condition(node), node)
+    return list(out.values())
+
+
+def _check_once_per_run(checker: "_RuleChecker", tree, span: Span) -> None:
+    """`repeat: {once_per: run}` counts runs of the condition's one current run: it needs exactly one."""
+    runs = current_runs(tree)
+    if len(runs) == 1:
+        return
+    if not runs:
+        checker.err("repeat.run", "`once_per: run` needs a `current run of ...` measure in this rule's condition, "
+                    "and there is none", span,
+                    hint="compare a current run with a threshold (e.g. `current run of school days coded {N, O} ever >= 3`), "
+                         "or repeat once per a period or with a cooldown")
+    else:
+        shown = ", ".join(f"`{format_condition(r)}`" for r in runs)
+        checker.err("repeat.run", f"`once_per: run` needs exactly one `current run of ...` measure in this rule's "
+                    f"condition, but it has {len(runs)}: {shown}", span,
+                    hint="keep one current run in the condition, so it is clear which run the rule acts once in")
 
 
 def _shadowed(rules: list[Rule]) -> list[Diagnostic]:

@@ -338,6 +338,17 @@ def atoms_of(predicate) -> tuple:
     return (predicate,)
 
 
+def current_run_metric(compiled: CompiledRule) -> MetricSpec | None:
+    """The `current run of ...` metric a rule with `repeat: {once_per: run}` counts runs of (the
+    checker allows exactly one in its condition); None for any other rule."""
+    if compiled.rule.repeat.once_per != "run":
+        return None
+    for _, expr in compiled.measures:
+        if isinstance(expr, MetricRef) and expr.metric.kind == "run" and expr.metric.run_which == "current":
+            return expr.metric
+    return None
+
+
 def metrics_in(expr) -> list[MetricSpec]:
     """The metrics a compiled expression or atom reads, in order (repeats kept)."""
     if isinstance(expr, MetricRef):

@@ -400,9 +400,6 @@ class Describer:
         left, op, right = node.left, node.op, node.right
         if self.constant(left) is not None and self.constant(right) is None:
             left, op, right = right, _FLIP[op], left
-        once_per_run = self.once_per_run(left, op, right)
-        if once_per_run:
-            return once_per_run
         c = self.constant(right)
         if c is not None:
             method = getattr(self, "_against_" + type(left).__name__, None)
@@ -424,15 +421,6 @@ class Describer:
 
     def is_rate(self, node) -> bool:
         return isinstance(node, ast.Rate) or (isinstance(node, ast.Arith) and (self.is_rate(node.left) or self.is_rate(node.right)))
-
-    def once_per_run(self, left, op, right) -> str | None:
-        """`school days since last action by rule <this rule> >= current run of school days ...`:
-        the rule acts once per run."""
-        if (isinstance(left, ast.TimeSinceAction) and left.selector.rule == self.rule.id and op in (">=", ">")
-                and isinstance(right, ast.Run) and right.which == "current" and left.unit == right.unit == "school_days"):
-            return (f"this rule has not already applied to {self.subject} during that run (once per run: "
-                    f"the school days since it last applied are {_GENERIC[op]} the length of the run)")
-        return None
 
     # measure OP constant, by measure
     def quantity(self, op: str, value: Decimal) -> tuple[str, bool]:

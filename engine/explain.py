@@ -36,7 +36,7 @@ from .compile import (
     AllOf, AnyOf, Arithmetic, AttributeRef, Comparison, Const, Membership, MetricRef, MetricSpec, Rank, RateRef, Truth,
     compile_policy, metrics_in, window_text,
 )
-from .metrics import NEVER, _school_window, build_facts, counted_marks, window_bounds
+from .metrics import NEVER, _school_window, build_facts, counted_marks, run_start_column, window_bounds
 
 EXPLAIN_FORMAT = 1
 
@@ -827,7 +827,8 @@ def _explain_one(shared: _Shared, pupil: dict) -> dict:
         if fired_by_engine != (holds is True):
             raise AssertionError(f"explain: rule {rule.id}: the rules engine and the atoms disagree")
         gate = act.repetition_gate(rule, history.get((scope, pupil["school_id"], subjects[scope]), []),
-                                   pupil["school_id"], as_of, calendars)
+                                   pupil["school_id"], as_of, calendars,
+                                   act.run_start_of(compiled, row, x.facts.metric_columns))
         emitted = [a for a in actions if a["rule"] == rule.id]
         if holds is True and (gate.acts and bool(gate.actions)) != bool(emitted):
             raise AssertionError(f"explain: rule {rule.id}: the repetition decision and the actions disagree")
@@ -901,6 +902,10 @@ def _measure_entry(x: _Explainer, ctx: _RuleContext, text: str, expr, sessions) 
     metric = expr.metric if isinstance(expr, MetricRef) else (expr.numerator if isinstance(expr, RateRef) else None)
     if metric is not None and metric.window is not None:
         entry["window"] = x.window_info(metric.window, ctx.row, ctx.scope)
+    if isinstance(expr, MetricRef) and expr.metric.kind == "run" and expr.metric.run_which == "current":
+        start = ctx.row.get(run_start_column(x.facts.metric_columns[expr.metric]))
+        if start is not None:
+            entry["run_start"] = start.isoformat()
     listed = _listed_metric(expr)
     if listed is not None and ctx.scope == "pupil":
         entry["sessions"] = sessions[listed].get((x.pupil["school_id"], x.pupil["pupil_id"]), [])

@@ -183,6 +183,9 @@ class _Builder:
                 after = f"{rows} AND (mm.{col}_last_miss IS NULL OR {key} > mm.{col}_last_miss)"
                 counted = "*" if m.run_unit == "sessions" else "DISTINCT m.date"
                 counts.append(f"count({counted}) FILTER (WHERE {after}) AS {col}")
+                # The run's first school day (`repeat: {once_per: run}` and evidence): the first
+                # possible session (day) it counts, so not-possible days never start it.
+                counts.append(f"min(m.date) FILTER (WHERE {after}) AS {run_start_column(col)}")
             # Only marks after some run's last miss can count: filter them before grouping.
             any_after = " OR ".join(f"(mm.{col}_last_miss IS NULL OR {self._run_parts(m)[2]} > mm.{col}_last_miss)"
                                     for m, col in current_runs)
@@ -191,6 +194,7 @@ class _Builder:
                         f"WHERE {self.on_roll()} AND ({any_after}) GROUP BY m.school_id, m.pupil_id)")
             joins.append("LEFT JOIN current_runs cr ON cr.pupil_id = p.pupil_id AND cr.school_id = p.school_id")
             select.extend(f"coalesce(cr.{col}, 0) AS {col}" for _, col in current_runs)
+            select.extend(f"cr.{run_start_column(col)} AS {run_start_column(col)}" for _, col in current_runs)
         for m, col in self.metric_columns.items():
             if m.kind == "run" and m.run_which == "longest":
                 ctes.append(self.run_sql(m, col, bounds))
@@ -325,6 +329,12 @@ class _Builder:
         raise TypeError(f"not an atom: {atom!r}")
 
 
+def run_start_column(column: str) -> str:
+    """The facts column holding the first school day of the current run in metric column `column`
+    (NULL when the run is empty). Pupil scope only: runs belong to one pupil."""
+    return f"{column}_start"
+
+
 def _names_pupil(w: WindowSpec) -> bool:
     """Whether a window's bounds or exclusions use a pupil's own dates (`since pupil.joined_on`)."""
     return any(ref is not None and ref.attribute is not None
@@ -362,11 +372,13 @@ def build_facts(plan: Plan, connection, as_of: date, *, marks="marks", pupils="p
     pupil_table = f"{prefix}_pupil_metrics"
     connection.execute(f"CREATE OR REPLACE TEMP TABLE {pupil_table} AS {b.pupil_metrics_sql(bounds)}")
     register_metrics = [c for m, c in b.metric_columns.items() if m.kind in ("sessions", "minutes_late", "run")]
+    run_starts = [run_start_column(c) for m, c in b.metric_columns.items() if m.kind == "run" and m.run_which == "current"]
     tables, atom_columns, rank_columns = {}, {}, {}
     for scope in plan.scopes:
         rules = [r for r in plan.rules if r.rule.scope == scope]
         if scope == "pupil":
-            base = (f"SELECT pm.pupil_id AS subject_id, pm.school_id, {', '.join(['pm.' + c for c in register_metrics] or ['1 AS _'])}, p.* "
+            base = (f"SELECT pm.pupil_id AS subject_id, pm.school_id, "
+                    f"{', '.join(['pm.' + c for c in register_metrics + run_starts] or ['1 AS _'])}, p.* "
                     f"EXCLUDE (pupil_id, school_id) FROM {pupil_table} pm JOIN {pupils} p USING (pupil_id, school_id) "
                     f"WHERE (p.joined_on IS NULL OR p.joined_on <= {_lit(as_of)}) "
                     f"AND (p.left_on IS NULL OR p.left_on >= {_lit(as_of)})")

@@ -209,6 +209,9 @@ def how_often(rule: Rule) -> str:
     if rule.repeat.cooldown is not None:
         return (f"Again for the same {SUBJECTS[rule.scope][4:]} only when it last applied at least "
                 f"{duration_words(rule.repeat.cooldown)} before.")
+    if rule.repeat.once_per == "run":
+        return (f"At most once per spell for {each}: again only for a spell (the current run in its condition) "
+                "that starts after the day it last applied.")
     if rule.repeat.once_per and rule.repeat.once_per != "ever":
         return f"At most once per {PERIODS[rule.repeat.once_per]} for {each}."
     return f"Once only for {each}."

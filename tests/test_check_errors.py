@@ -79,6 +79,8 @@ COVERAGE = {
     "shadowed rule": "warn-shadowed",
     "unused parameter": "warn-unused-parameter",
     "parameter override changes unit": "param-unit-change",
+    "once_per: run with no current run": "repeat-run-no-run",
+    "once_per: run with two current runs": "repeat-run-two-runs",
 }
 
 HEADER = re.compile(r"^(?P<path>[\w./-]+\.yaml):(?P<line>\d+):(?P<col>\d+): (?P<severity>error|warning)\[[\w.-]+\]: \S")

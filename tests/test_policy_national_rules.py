@@ -128,18 +128,18 @@ def test_la_continuous_absence_edges(tmp_path, engine, days, acts):
         assert action["verb"] == "inform_local_authority"
         m = measure(action, RUN)
         assert m["value"] == str(days) and m["window"]["end"] == "2025-11-21"
-        assert measure(action, "school days since last action by rule la-continuous-absence")["value"] == "never"
+        assert m["run_start"] == open_days_back(as_of, days)[0].isoformat()
 
 
 @pytest.mark.parametrize("run_days, as_of, acts", [
     # Run of O from Mon 10 Nov; the rule acted on Fri 21 Nov (the 10th day).
     # As of Mon 24 Nov: run 11 school days, 1 school day since the action: not again.
     (list(open_days(date(2025, 11, 10), date(2025, 11, 24))), date(2025, 11, 24), False),
-    # As of Fri 5 Dec: run 20 (10 Nov - 5 Dec), 10 school days since (24 Nov - 5 Dec): the
-    # 10-school-day cooldown has passed, but the same run is not reported again (10 < 20).
+    # As of Fri 5 Dec: run 20 (10 Nov - 5 Dec), 10 school days since (24 Nov - 5 Dec), but the
+    # run started on 10 Nov, before the action: the same run, not reported again.
     (list(open_days(date(2025, 11, 10), date(2025, 12, 5))), date(2025, 12, 5), False),
-    # Present Mon 24 Nov, then a new run 25 Nov - 8 Dec (10 school days): 11 school days since
-    # the action (24 Nov - 8 Dec) >= 10: the new run is reported.
+    # Present Mon 24 Nov, then a new run 25 Nov - 8 Dec (10 school days) that started after the
+    # action: the new run is reported.
     (list(open_days(date(2025, 11, 10), date(2025, 11, 21))) + list(open_days(date(2025, 11, 25), date(2025, 12, 8))),
      date(2025, 12, 8), True),
 ])
@@ -149,8 +149,8 @@ def test_la_continuous_absence_once_per_run(tmp_path, run_days, as_of, acts):
     got = fired(run(b, tmp_path, as_of, prior=ledger), "la-continuous-absence")
     assert ("P1" in got) is acts
     if acts:
-        assert measure(got["P1"][0], RUN)["value"] == "10"
-        assert measure(got["P1"][0], "school days since last action by rule la-continuous-absence")["value"] == "11"
+        m = measure(got["P1"][0], RUN)
+        assert (m["value"], m["run_start"]) == ("10", "2025-11-25")
 
 
 def _continuous_case(name: str, b: RegisterBuilder) -> tuple[date, int]:
@@ -199,23 +199,61 @@ def test_la_continuous_absence_run_readings(tmp_path, name):
         assert measure(got["P1"][0], RUN)["value"] == str(length)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "policy bug (la-continuous-absence and deletion-ground-continuous-absence): 'once per run' "
-    "compares school days since the last action (calendar school days) with the run length (the "
-    "pupil's days with a possible session); not-possible days inside a run (D, X, Y1-Y7) count in "
-    "the first but not the second, so the same run is reported again"))
-def test_la_continuous_absence_same_run_across_not_possible_days_is_not_reported_again(tmp_path):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_la_continuous_absence_same_run_across_not_possible_days_is_not_reported_again(tmp_path, engine):
     # G Mon 10 - Fri 21 Nov (10 school days): reported on Fri 21 Nov. Then D (dual registered, at
     # the other school) Mon 24 Nov - Fri 5 Dec (10 school days): neither breaks nor extends the run.
-    # G again Mon 8 Dec: the same run, now 11 days long. School days since the action: 24 Nov -
-    # 8 Dec = 11 >= 11 and the 10-day cooldown has passed, so the rule reports the run again.
+    # G again Mon 8 Dec: the same run, now 11 days long, which started on Mon 10 Nov (before the
+    # action): not reported again. (The old idiom compared 11 school days since the action with
+    # the run of 11 and reported it again.)
     as_of = date(2025, 12, 8)
     b = RegisterBuilder().pupil("P1").present("P1", date(2025, 11, 3), as_of)
     b.days("P1", open_days(date(2025, 11, 10), date(2025, 11, 21)), "G")
     b.days("P1", open_days(date(2025, 11, 24), date(2025, 12, 5)), "D")
     b.day("P1", as_of, "G")
     ledger = [prior("la-continuous-absence", "inform_local_authority", date(2025, 11, 21))]
-    assert "P1" not in fired(run(b, tmp_path, as_of, prior=ledger), "la-continuous-absence")
+    assert "P1" not in fired(run(b, tmp_path, as_of, prior=ledger, engine=engine), "la-continuous-absence")
+    # Without the report the same register acts, and the evidence shows where the run began.
+    [action] = fired(run(b, tmp_path, as_of, engine=engine), "la-continuous-absence")["P1"]
+    m = measure(action, RUN)
+    assert (m["value"], m["run_start"]) == ("11", "2025-11-10")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("run_from, last, as_of, acts", [
+    # O from Mon 10 Nov; as of Fri 21 Nov the run is 10 school days. An action on Mon 10 Nov, the
+    # run's first day, was in this run: hold.
+    (date(2025, 11, 10), date(2025, 11, 10), date(2025, 11, 21), False),
+    # O from Tue 11 Nov (present Mon 10); as of Mon 24 Nov the run is 10 (11-14, 17-21, 24 Nov). An
+    # action on Mon 10 Nov, the school day before the run's first: a new run, act.
+    (date(2025, 11, 11), date(2025, 11, 10), date(2025, 11, 24), True),
+    # O from Mon 10 Nov, action on Fri 7 Nov: the run starts the next school day, across the
+    # weekend: act.
+    (date(2025, 11, 10), date(2025, 11, 7), date(2025, 11, 21), True),
+])
+def test_la_continuous_absence_run_start_against_last_action(tmp_path, engine, run_from, last, as_of, acts):
+    b = RegisterBuilder().pupil("P1").present("P1", date(2025, 11, 3), as_of)
+    b.days("P1", open_days(run_from, as_of), "O")
+    ledger = [prior("la-continuous-absence", "inform_local_authority", last)]
+    got = fired(run(b, tmp_path, as_of, prior=ledger, engine=engine), "la-continuous-absence")
+    assert ("P1" in got) is acts
+    if acts:
+        m = measure(got["P1"][0], RUN)
+        assert (m["value"], m["run_start"]) == ("10", run_from.isoformat())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_la_continuous_absence_half_day_present_breaks_the_run_and_a_new_run_is_reported(tmp_path, engine):
+    # O Mon 10 - Fri 21 Nov, reported Fri 21 Nov. Mon 24 Nov: present AM, O PM, so Monday is not a
+    # whole absent day and ends the run. O Tue 25 Nov - Mon 8 Dec: a new run of 10 school days
+    # (25-28 Nov, 1-5 Dec, 8 Dec) whose first day, Tue 25 Nov, is after the report: reported.
+    as_of = date(2025, 12, 8)
+    b = RegisterBuilder().pupil("P1").present("P1", date(2025, 11, 3), as_of)
+    b.days("P1", open_days(date(2025, 11, 10), as_of), "O").mark("P1", date(2025, 11, 24), "AM", "/")
+    ledger = [prior("la-continuous-absence", "inform_local_authority", date(2025, 11, 21))]
+    got = fired(run(b, tmp_path, as_of, prior=ledger, engine=engine), "la-continuous-absence")
+    m = measure(got["P1"][0], RUN)
+    assert (m["value"], m["run_start"]) == ("10", "2025-11-25")
 
 
 # ---- deletion-ground-continuous-absence: a run of >= 20 school days, once per run -----------------
@@ -243,11 +281,10 @@ def test_deletion_ground_edges(tmp_path, days, acts):
     # Run of O from Mon 10 Nov; previous action on Fri 5 Dec (its 20th day).
     # As of Mon 8 Dec: run 21, 1 school day since: not again.
     (date(2025, 12, 8), date(2025, 12, 5), False),
-    # As of Fri 16 Jan 2026: run 40 (10 Nov - 19 Dec = 30, 5 - 16 Jan = 10), 20 school days since
-    # (8 - 19 Dec, 5 - 16 Jan): the cooldown of 20 has passed but 20 < 40: the same run, not again.
+    # As of Fri 16 Jan 2026: run 40 (10 Nov - 19 Dec = 30, 5 - 16 Jan = 10), across the Christmas
+    # holiday, started on 10 Nov, before the action: the same run, not again.
     (date(2026, 1, 16), date(2025, 12, 5), False),
-    # An action in an earlier run, Wed 1 Oct: as of Fri 5 Dec (run 20), 42 school days since
-    # (2-24 Oct = 17, 3 Nov - 5 Dec = 25) >= 20: acts.
+    # An action in an earlier run, Wed 1 Oct: as of Fri 5 Dec (run 20, from Mon 10 Nov): acts.
     (date(2025, 12, 5), date(2025, 10, 1), True),
 ])
 def test_deletion_ground_once_per_run(tmp_path, as_of, last, acts):
@@ -257,7 +294,25 @@ def test_deletion_ground_once_per_run(tmp_path, as_of, last, acts):
     got = fired(run(b, tmp_path, as_of, prior=ledger), "deletion-ground-continuous-absence")
     assert ("P1" in got) is acts
     if acts:
-        assert measure(got["P1"][0], "school days since last action by rule deletion-ground-continuous-absence")["value"] == "42"
+        m = measure(got["P1"][0], RUN)
+        assert (m["value"], m["run_start"]) == ("20", "2025-11-10")
+
+
+def test_deletion_ground_same_run_across_not_possible_days(tmp_path):
+    # N Mon 10 Nov - Fri 5 Dec (20 school days), referred on Fri 5 Dec. X (non-compulsory school
+    # age, not required to attend: not possible) Mon 8 - Fri 19 Dec, N again from Mon 5 Jan 2026:
+    # as of Fri 23 Jan the X days neither break nor extend the run: 20 + 15 = 35 school days from
+    # Mon 10 Nov, the run the referral was made in. Not again.
+    as_of = date(2026, 1, 23)
+    b = RegisterBuilder().pupil("P1").present("P1", date(2025, 11, 3), date(2025, 11, 7))
+    b.days("P1", open_days(date(2025, 11, 10), date(2025, 12, 5)), "N")
+    b.days("P1", open_days(date(2025, 12, 8), date(2025, 12, 19)), "X")
+    b.days("P1", open_days(date(2026, 1, 5), as_of), "N")
+    ledger = [prior("deletion-ground-continuous-absence", "refer_local_authority", date(2025, 12, 5))]
+    assert "P1" not in fired(run(b, tmp_path, as_of, prior=ledger), "deletion-ground-continuous-absence")
+    [refer, _] = fired(run(b, tmp_path, as_of), "deletion-ground-continuous-absence")["P1"]
+    m = measure(refer, RUN)
+    assert (m["value"], m["run_start"]) == ("35", "2025-11-10")
 
 
 # ---- health-absence-la: >= 30 illness (I) sessions this academic year --------------------------

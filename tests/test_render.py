@@ -98,8 +98,9 @@ CONDITIONS = [
     ("pupil", "school weeks since last action by rule row-0 >= 4",
      "at least 4 school weeks have passed since “Row 0” last applied to the pupil (or it never has)"),
     ("pupil", "days since last action with verb notify < 7", "less than 7 days have passed since the last notification for the pupil"),
+    # The old "once per run" idiom is read literally: `repeat: {once_per: run}` says it instead.
     ("pupil", "current run of school days coded {N, O} ever >= 3 and school days since last action by rule row-26 >= current run of school days coded {N, O} ever",
-     "this rule has not already applied to the pupil during that run"),
+     "the number of school days since this rule last applied to the pupil is at least the length of the pupil’s current run"),
     ("class", "rank of attendance this school week = 1",
      "the class has the highest attendance this school week of the classes of its school"),
     ("year_group", "rank of absence this term <= 3", "the year group is among the 3 highest by absence this term of the year groups of its school"),
