@@ -132,6 +132,12 @@ rules:
       and school days since last action by rule n-run >= current run of school days coded {I} ever
     then: [{notify: {role: attendance_lead}}]
     repeat: {cooldown: 1 school day}
+  - id: m-spell
+    title: Three sessions of appointments in a row, once per spell
+    source: x
+    when: current run of sessions coded {M} ever >= 3
+    then: [{notify: {role: attendance_officer}}]
+    repeat: {once_per: run}
 """
 
 FROM, TO = date(2025, 9, 3), date(2026, 1, 9)
@@ -143,7 +149,7 @@ def cases(tmp_path_factory):
     policy = folder / "cases.yaml"
     policy.write_text(CASES, encoding="utf-8")
     b = RegisterBuilder()
-    for pupil in ("T", "C", "E", "L", "R"):
+    for pupil in ("T", "C", "E", "L", "R", "S"):
         b.pupil(pupil).present(pupil, FROM, TO)
     # T: O on Mon 8 and Tue 9 September (4 sessions) and Wed 10 AM: the fifth O is on the 10th.
     b.days("T", [date(2025, 9, 8), date(2025, 9, 9)], "O").mark("T", date(2025, 9, 10), "AM", "O")
@@ -157,6 +163,12 @@ def cases(tmp_path_factory):
     # R: ill Mon 8 to Fri 12 September (a run of 5 school days), then again on 22 and 23 September.
     b.days("R", [date(2025, 9, d) for d in (8, 9, 10, 11, 12)], "I")
     b.days("R", [date(2025, 9, 22), date(2025, 9, 23)], "I")
+    # S: present Mon 8 September AM, M from the afternoon to Tue 9 (3 sessions: a spell from Mon 8),
+    # Y1 (not possible) Wed 10, M Thu 11 (the same spell), present Fri 12; M Mon 15 and Tue 16
+    # (a new spell from Mon 15, 3 sessions on Tue 16), M Wed 17 (the same).
+    b.mark("S", date(2025, 9, 8), "PM", "M").day("S", date(2025, 9, 9), "M").day("S", date(2025, 9, 10), "Y1")
+    b.day("S", date(2025, 9, 11), "M").day("S", date(2025, 9, 15), "M").day("S", date(2025, 9, 16), "M")
+    b.day("S", date(2025, 9, 17), "M")
     register = b.write(folder / "register")
     return policy, register
 
@@ -212,6 +224,13 @@ def test_a_rule_reading_the_ledger_sees_the_replayed_actions(replay):
     # the school days since that action (1..3). 22nd: a new run of 1. 23rd: run 2, and 10 school
     # days since the 9th.
     assert _acted(replay, "n-run") == [("2025-09-09", "R"), ("2025-09-23", "R")]
+
+
+def test_once_per_run_acts_once_per_spell(replay):
+    acted = [a for a in replay.actions if a["rule"] == "m-spell"]
+    assert [(a["as_of"], a["subject"]["id"]) for a in acted] == [("2025-09-09", "S"), ("2025-09-16", "S")]
+    starts = [a["evidence"]["measures"][0]["run_start"] for a in acted]
+    assert starts == ["2025-09-08", "2025-09-15"]
 
 
 def test_weekly_counts(replay):

@@ -158,6 +158,33 @@ def test_a_condition_that_holds_but_is_stopped_by_repetition_says_why(edge_regis
                                             "(cooldown)")
 
 
+@pytest.mark.parametrize("last, acts, reason", [
+    # O Mon 10 - Fri 21 Nov 2025 (the run's first day Mon 10), explained as of Fri 21 Nov.
+    (date(2025, 11, 10), False, "the rule acts at most once per run, and it already acted on 2025-11-10 in the current "
+                                "run, which started on 2025-11-10; it acts again only in a run that starts after that day"),
+    (date(2025, 11, 7), True, None),
+])
+def test_once_per_run_says_when_the_run_started(tmp_path, last, acts, reason):
+    from engine.act import PriorAction
+
+    as_of = date(2025, 11, 21)
+    builder = RegisterBuilder().pupil("P1").present("P1", date(2025, 11, 3), as_of)
+    builder.days("P1", open_days(date(2025, 11, 10), as_of), "O")
+    register = builder.write(tmp_path / "register")
+    prior = [PriorAction("la-continuous-absence", "inform_local_authority", "pupil", "P1", "", last)]
+    e = explain_pupil(checked(POLICIES / "national.yaml"), register, as_of, "P1", prior_actions=prior,
+                      rule_id="la-continuous-absence")
+    rule = e["rules"][0]
+    assert rule["holds"] is True and rule["fired"] is acts
+    [run] = rule["measures"]
+    assert (run["value"], run["run_start"]) == ("10", "2025-11-10")
+    if acts:
+        assert rule["repetition"] == {"acts": True}
+    else:
+        assert rule["repetition"] == {"acts": False, "control": "once_per", "prior": ["2025-11-10"], "reason": reason}
+        assert reason in render_text(e)
+
+
 # ---- the rate arithmetic against brute force ------------------------------------------------------
 
 def _meets(n: int, d: int, op: str, t: Fraction, rise: bool, k: int) -> bool:

@@ -582,3 +582,27 @@ def test_absence_flags_once_per_academic_year(tmp_path, rule, last, acts):
     if acts:
         m = measure(got["P1"][0], "absence this academic year")
         assert (m["numerator"], m["denominator"]) == (10, 20)
+
+
+# ---- repeat: {once_per: run}, the decision itself ---------------------------------------------------
+
+@pytest.mark.parametrize("history, run_start, acts", [
+    ([], date(2025, 11, 10), True),                                   # never acted
+    ([date(2025, 11, 10)], date(2025, 11, 10), False),                # the run started on the action's day
+    ([date(2025, 11, 10)], date(2025, 11, 11), True),                 # ... or the day after
+    ([date(2025, 11, 10)], None, False),                              # no current run: wait for one
+    ([date(2025, 11, 3), date(2025, 11, 10)], date(2025, 11, 5), False),  # the latest action counts
+    ([("la-new-pupil-return", "notify", date(2025, 11, 10))], date(2025, 11, 3), True),  # another rule's action
+])
+def test_once_per_run_gate(history, run_start, acts):
+    from engine.act import repetition_gate
+
+    from .evaluation import checked
+
+    rule = checked(NATIONAL).rule("la-continuous-absence")
+    assert rule.repeat.once_per == "run"
+    prior_actions = [prior(*h) if isinstance(h, tuple) else prior("la-continuous-absence", "notify", h) for h in history]
+    gate = repetition_gate(rule, prior_actions, "", date(2025, 11, 21), calendars=None, run_start=run_start)
+    assert gate.acts is acts
+    if not acts:
+        assert gate.control == "once_per" and gate.blocking == (max(p.as_of for p in prior_actions),)
