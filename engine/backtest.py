@@ -21,9 +21,9 @@ How, without evaluating the whole register again for every day (the naive loop i
    stage's own SQL for that metric only (see `PER_DAY_KINDS`).
 2. Rule predicates set-wise: each rule's predicate (metrics.predicate_sql) over the per-day facts
    gives every (rule, subject, day) on which the condition holds. For once-per-period rules
-   (calendar periods, not `once_per: run`) without escalation only the first such day in each period can act (any later day of the
-   period is held back by the first day's action or by the seeded action that held the first
-   day back), so only those go on.
+   (calendar periods, not `once_per: run`) without escalation only the first such day in each
+   period can act (any later day of the period is held back by the first day's action or by the
+   seeded action that held the first day back), so only those go on.
 3. Ledger measures (`actions ... `, `... since last action ...`) depend on the actions of earlier
    replayed days. Their atoms are read as true in step 2 (predicates are in negation normal
    form, so that gives a superset of candidates); on each day, in order, the ledger measures are

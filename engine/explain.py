@@ -1048,6 +1048,8 @@ def render_text(explanation: dict, session_limit: int = 24) -> str:
                             and m["denominator"] else ""))
             if "window" in m:
                 lines.append(f"    window: {_window_text(m['window'])}")
+            if "run_start" in m:
+                lines.append(f"    the run started on {m['run_start']}")
             if "sessions" in m:
                 label = "sessions counted" if m["sessions_are"] == "the sessions counted" else (
                     "absent sessions" if "absent" in m["sessions_are"] else "sessions in the numerator")

@@ -183,6 +183,7 @@ def test_once_per_run_says_when_the_run_started(tmp_path, last, acts, reason):
     else:
         assert rule["repetition"] == {"acts": False, "control": "once_per", "prior": ["2025-11-10"], "reason": reason}
         assert reason in render_text(e)
+    assert "    the run started on 2025-11-10\n" in render_text(e)
 
 
 # ---- the rate arithmetic against brute force ------------------------------------------------------
