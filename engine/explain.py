@@ -1033,7 +1033,8 @@ def render_text(explanation: dict, session_limit: int = 24) -> str:
         lines.append(f"{r['rule']}: {verdict} — {r['title']}")
         lines.append(f"  defined in {r['defined_in']}; about the {_SUBJECT_WORDS[r['scope']]}"
                      + (f" {r['subject']['id']}" if r["scope"] not in ("pupil", "leaver", "school") else "")
-                     + ("" if r["scope"] in PUPIL_SCOPES else " (not the pupil alone)"))
+                     + ("" if r["scope"] in PUPIL_SCOPES else " (not the pupil alone)")
+                     + (" (a rule about leavers)" if r["scope"] == "leaver" else ""))
         lines.append(f"  when: {r['condition']}")
         if r["parameters"]:
             lines.append("  parameters: " + ", ".join(
