@@ -213,10 +213,10 @@ rules:
   - {id: any-pupil, title: any pupil, source: x, when: "sessions ever >= 0", then: [{flag: {flag: pupil}}]}
   - {id: any-leaver, title: any leaver, source: x, scope: leaver, when: "sessions ever >= 0", then: [{flag: {flag: leaver}}]}
   - id: leaver-absent
-    title: a leaver with an O in their time on roll
+    title: a leaver with a day of O in their time on roll (a run and an attribute, as in a pupil rule)
     source: x
     scope: leaver
-    when: sessions coded {O} ever >= 1
+    when: longest run of sessions coded {O} ever >= 2 and pupil.year_group = "3"
     then: [{flag: {flag: leaver-absent}}]
 """
 
@@ -225,8 +225,8 @@ rules:
 def test_who_the_pupil_and_leaver_scopes_evaluate(tmp_path, engine):
     # As of Fri 14 Nov 2025 (docs/semantics.md, On roll). A condition true for every subject shows
     # the population: pupil scope is on roll that day; leaver scope is a recorded leave date (past,
-    # today or ahead) and joined by that day. LEFT's O on Fri 24 Oct, its last day, still counts;
-    # the marks of a leaver are those while on roll.
+    # today or ahead) and joined by that day. LEFT's O day on Fri 24 Oct, its last day, is a run of
+    # 2 sessions: the marks of a leaver are those while on roll.
     policy = tmp_path / "scopes.yaml"
     policy.write_text(SCOPES)
     b = RegisterBuilder()
