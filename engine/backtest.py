@@ -499,7 +499,8 @@ class _Replay:
         for m in self.ledger_metrics:
             col = self.columns[m]
             match = f"l.rule = '{m.rule}'" if m.rule else f"l.verb = '{m.verb}'"
-            prior = (f"l.subject_kind = {_subject_kind_sql('q.scope')} AND l.subject_id = q.subject_id AND l.school_id = q.school_id "
+            prior = (f"l.subject_kind = {_subject_kind_sql('q.scope')} "
+                     "AND l.subject_id = q.subject_id AND l.school_id = q.school_id "
                      f"AND l.as_of < q.day AND coalesce(l.status, 'open') <> 'dismissed' AND {match}")
             if m.kind == "action_count":
                 distinct = "DISTINCT l.as_of" if m.rule else "DISTINCT (l.rule, l.as_of)"
@@ -900,8 +901,8 @@ def run_backtest(policy, register, start, end, prior_actions=None, rules_engine:
     first_met = []
     for (index, school_id, subject_id), day in sorted(replay.first_met.items(), key=lambda kv: (kv[1], kv[0])):
         rule = plan.rules[index].rule
-        first_met.append({"rule": rule.id, "subject": {"kind": subject_kind(rule.scope), "id": subject_id, "school_id": school_id},
-                          "date": day.isoformat()})
+        subject = {"kind": subject_kind(rule.scope), "id": subject_id, "school_id": school_id}
+        first_met.append({"rule": rule.id, "subject": subject, "date": day.isoformat()})
     weekly_rows = summary.weekly()
     replay.timings["total"] = time.perf_counter() - started
     return Backtest(policy, start, end, days, kept, first_met, weekly_rows, rules_engine, note,

@@ -87,7 +87,8 @@ SESSION_NOUNS = {
 RATE_WORDS = {"attendance": "attendance", "absence": "absence", "authorised_absence": "authorised absence",
               "unauthorised_absence": "unauthorised absence"}
 # Who a rule is about (its scope).
-SUBJECTS = {"pupil": "the pupil", "leaver": "the pupil", "class": "the class", "year_group": "the year group", "school": "the school"}
+SUBJECTS = {"pupil": "the pupil", "leaver": "the pupil", "class": "the class", "year_group": "the year group",
+            "school": "the school"}
 GROUP_PLURALS = {"class": "classes", "year_group": "year groups", "school": "schools"}
 # Built-in pupil attributes (engine/attributes.py) as they read in a sentence. Attributes a
 # policy declares read as their name; `rollbook render` lists every attribute with its description.

@@ -701,7 +701,8 @@ def _find_pupil(connection, table: str, pupil_id: str, school_id: str | None) ->
 
 def _subjects(pupil: dict) -> dict[str, str]:
     """The subject id, per scope, of the pupil and the groups the pupil belongs to."""
-    return {"pupil": pupil["pupil_id"], "leaver": pupil["pupil_id"], "class": pupil["reg_group"] or "", "year_group": pupil["year_group"] or "",
+    return {"pupil": pupil["pupil_id"], "leaver": pupil["pupil_id"], "class": pupil["reg_group"] or "",
+            "year_group": pupil["year_group"] or "",
             "school": pupil["school_id"]}
 
 
