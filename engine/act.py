@@ -22,7 +22,7 @@ from fractions import Fraction
 
 from . import ast
 from . import calendar as school_calendar
-from .check import Action, Duration
+from .check import Action, Duration, subject_kind
 from .compile import Comparison, Const, MetricRef, Plan, Rank, RateRef, current_run_metric
 from .metrics import NEVER, Facts, _school_window, counted_marks, run_start_column, window_bounds
 
@@ -314,7 +314,7 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
     # Marks behind each session count, for the pupils whose rules show that count: one query.
     needs: dict = {}
     for firing in firings:
-        if firing.scope == "pupil":
+        if subject_kind(firing.scope) == "pupil":
             for _, expr in compiled_by_id[firing.rule_id].measures:
                 if isinstance(expr, MetricRef) and expr.metric.kind == "sessions":
                     needs.setdefault(expr.metric, set()).add((firing.school_id, firing.subject_id))
@@ -326,7 +326,8 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
         compiled = compiled_by_id[firing.rule_id]
         rule = compiled.rule
         row = rows_cache[(firing.scope, firing.school_id, firing.subject_id)]
-        history = by_subject.get((firing.scope, firing.school_id, firing.subject_id), [])
+        kind = subject_kind(firing.scope)
+        history = by_subject.get((kind, firing.school_id, firing.subject_id), [])
         gate = repetition_gate(rule, history, firing.school_id, as_of, calendars,
                                run_start_of(compiled, row, facts.metric_columns))
         if not gate.acts:
@@ -339,8 +340,8 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
             evidence["limit"] = limit_evidence
         if calendar_note:
             evidence["calendar"] = calendar_note
-        subject = {"kind": firing.scope, "id": firing.subject_id, "school_id": firing.school_id}
-        who = {"pupil": "Pupil", "class": "Class", "year_group": "Year group", "school": "School"}[firing.scope]
+        subject = {"kind": kind, "id": firing.subject_id, "school_id": firing.school_id}
+        who = {"pupil": "Pupil", "class": "Class", "year_group": "Year group", "school": "School"}[kind]
         reason = _sentence(compiled, row, facts.metric_columns, f"{who} {firing.subject_id or firing.school_id}")
         if limit_evidence:
             reason += (f" The limit of {rule.limit.max} in {rule.limit.within} is reached, so the alternative action "
@@ -389,7 +390,7 @@ def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_
             start = row.get(run_start_column(facts.metric_columns[expr.metric]))
             if start is not None:
                 entry["run_start"] = start.isoformat()
-        if isinstance(expr, MetricRef) and expr.metric.kind == "sessions" and firing.scope == "pupil":
+        if isinstance(expr, MetricRef) and expr.metric.kind == "sessions" and subject_kind(firing.scope) == "pupil":
             entry["sessions"] = sessions_cache[expr.metric].get((firing.school_id, firing.subject_id), [])
         measures.append(entry)
     comparisons = []

@@ -253,5 +253,8 @@ def run_evaluation(policy, register, as_of, prior_actions=None, rules_engine: st
     timings["act"] = time.perf_counter() - t
     subjects = {scope: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 for scope, table in facts.tables.items()}
+    # Leavers are pupils with a recorded leave date: a register that records none shows no count.
+    if subjects.get("leaver") == 0:
+        del subjects["leaver"]
     timings["total"] = time.perf_counter() - started
     return Evaluation(actions, policy, as_of, rules_engine, note, subjects, timings, warnings, plan, facts, register)

@@ -46,13 +46,14 @@ from datetime import date
 
 from . import calendar as school_calendar
 from .act import Calendars, PriorAction, build_actions, repetition_gate
-from .check import CheckedPolicy
+from .check import PUPIL_SCOPES, CheckedPolicy, subject_kind
 from .codes import national_codes
 from .compile import (
     AllOf, AnyOf, Comparison, MetricRef, Plan, compile_policy, current_run_metric, metrics_in,
 )
 from .metrics import (
-    NEVER, Facts, _Builder, _calendar_start, _codes_sql, _lit, _names_pupil, _school_window, predicate_sql, run_start_column,
+    NEVER, Facts, _Builder, _calendar_start, _codes_sql, _lit, _names_pupil, _school_window, evaluated_pupils, predicate_sql,
+    run_start_column,
 )
 
 LEDGER_KINDS = ("action_count", "since_action")
@@ -419,11 +420,10 @@ class _Replay:
         self.rank_columns = {}
         for scope in self.plan.scopes:
             rules = [r for r in self.plan.rules if r.rule.scope == scope]
-            if scope == "pupil":
+            if scope in PUPIL_SCOPES:
                 base = (f"SELECT pm.day, pm.pupil_id AS subject_id, pm.school_id{''.join(', pm.' + c for c in cols + starts)}"
                         f"{ledger_placeholders}, p.* EXCLUDE (pupil_id, school_id) FROM bt_pm pm "
-                        "JOIN pupils p USING (pupil_id, school_id) "
-                        "WHERE (p.joined_on IS NULL OR p.joined_on <= pm.day) AND (p.left_on IS NULL OR p.left_on >= pm.day)")
+                        f"JOIN pupils p USING (pupil_id, school_id) WHERE {evaluated_pupils(scope, 'pm.day')}")
             else:
                 group = {"class": "reg_group", "year_group": "year_group", "school": None}[scope]
                 subject = f"coalesce(p.{group}, '')" if group else "pm.school_id"
@@ -531,7 +531,8 @@ class _Replay:
         for m in self.ledger_metrics:
             col = self.columns[m]
             match = f"l.rule = '{m.rule}'" if m.rule else f"l.verb = '{m.verb}'"
-            prior = (f"l.subject_kind = q.scope AND l.subject_id = q.subject_id AND l.school_id = q.school_id "
+            prior = (f"l.subject_kind = {_subject_kind_sql('q.scope')} "
+                     "AND l.subject_id = q.subject_id AND l.school_id = q.school_id "
                      f"AND l.as_of < q.day AND coalesce(l.status, 'open') <> 'dismissed' AND {match}")
             if m.kind == "action_count":
                 distinct = "DISTINCT l.as_of" if m.rule else "DISTINCT (l.rule, l.as_of)"
@@ -654,7 +655,7 @@ class _Replay:
             return []
         sessions = [m for m in self.plan.metrics if m.kind == "sessions"]
         needs = sorted({(day, sessions.index(expr.metric), f.school_id, f.subject_id) for day, f in firings
-                        if f.scope == "pupil" for _, expr in self.plan.rules[f.rule_index].measures
+                        if subject_kind(f.scope) == "pupil" for _, expr in self.plan.rules[f.rule_index].measures
                         if isinstance(expr, MetricRef) and expr.metric.kind == "sessions"})
         evidence: dict[date, dict] = {day: {m: {} for m in sessions} for day in emitted}
         if needs:
@@ -692,7 +693,8 @@ class _Replay:
         out = []
         for day in sorted(emitted):
             kept = emitted[day]
-            prior = [p for key in {(f.scope, f.school_id, f.subject_id) for f in kept} for p in self.history.get(key, [])]
+            prior = [p for key in {(subject_kind(f.scope), f.school_id, f.subject_id) for f in kept}
+                     for p in self.history.get(key, [])]
             out.extend(build_actions(self.plan, facts, kept, con, day, prior, calendar_note=self.note,
                                      calendars=self.calendars, sessions_evidence=evidence[day],
                                      subject_rows=rows[day], bounds=bounds[day]))
@@ -750,7 +752,8 @@ class _Replay:
                 for row in con.execute("SELECT day, rule_index, scope, school_id, subject_id FROM bt_pend "
                                        "ORDER BY day").fetchall():
                     pending_rows.setdefault(row[0], []).append(row)
-                    by_subject.setdefault(row[2:], []).append(row)
+                    # By subject as the ledger names it: a pupil's actions change its leaver rules' rows too.
+                    by_subject.setdefault((subject_kind(row[2]), *row[3:]), []).append(row)
                 pending = self.evaluate_pending("bt_pend")
             self.timings["facts"] += time.perf_counter() - t
             t = time.perf_counter()
@@ -760,7 +763,8 @@ class _Replay:
             for day in chunk:
                 # A candidate whose first-met date is known and that repetition or escalation holds back
                 # today whatever its condition says needs no fresh read: it can change no report.
-                subjects = {r[2:] for r in pending_rows.get(day, ()) if changed.get(r[2:], set()) & reads[r[1]]
+                subjects = {(subject_kind(r[2]), *r[3:]) for r in pending_rows.get(day, ())
+                            if changed.get((subject_kind(r[2]), *r[3:]), set()) & reads[r[1]]
                             and ((r[1], r[3], r[4]) not in self.first_met or self._may_act(r[1], r[3], r[4], day))}
                 # Every remaining row of those subjects is read again now; they are clean until their next action.
                 again = [r for subject in subjects for r in by_subject[subject] if r[0] >= day]
@@ -788,19 +792,20 @@ class _Replay:
                     if key not in self.first_met:
                         self.first_met[key] = day
                     firing = Firing(index, rule.scope, school_id, subject_id, rule.id)
-                    history = [p for p in self.history.get((rule.scope, school_id, subject_id), []) if p.as_of < day]
+                    kind = subject_kind(rule.scope)
+                    history = [p for p in self.history.get((kind, school_id, subject_id), []) if p.as_of < day]
                     gate = repetition_gate(rule, history, school_id, day, self.calendars,
                                            self.run_starts.get((day, index, school_id, subject_id)))
                     if not gate.acts:
                         continue
                     kept.append(firing)
-                    new = [PriorAction(rule.id, a.verb, rule.scope, subject_id, school_id, day, gate.limit is not None)
+                    new = [PriorAction(rule.id, a.verb, kind, subject_id, school_id, day, gate.limit is not None)
                            for a in gate.actions]
-                    self.history.setdefault((rule.scope, school_id, subject_id), []).extend(new)
+                    self.history.setdefault((kind, school_id, subject_id), []).extend(new)
                     touched = {sel for p in new for sel in ((p.rule, None), (None, p.verb)) if sel in selectors}
                     if touched:
                         buffered.extend(p for p in new if (p.rule, None) in touched or (None, p.verb) in touched)
-                        changed.setdefault((rule.scope, school_id, subject_id), set()).update(touched)
+                        changed.setdefault((kind, school_id, subject_id), set()).update(touched)
                 if kept:
                     emitted[day] = sorted(kept)
             if buffered:
@@ -822,9 +827,15 @@ class _Replay:
 
     def _may_act(self, index: int, school_id: str, subject_id: str, day: date) -> bool:
         rule = self.plan.rules[index].rule
-        history = [p for p in self.history.get((rule.scope, school_id, subject_id), []) if p.as_of < day]
+        history = [p for p in self.history.get((subject_kind(rule.scope), school_id, subject_id), []) if p.as_of < day]
         return repetition_gate(rule, history, school_id, day, self.calendars,
                                self.run_starts.get((day, index, school_id, subject_id))).acts
+
+
+def _subject_kind_sql(column: str) -> str:
+    """SQL: check.subject_kind of the scope in `column`."""
+    scopes = ", ".join(f"'{s}'" for s in PUPIL_SCOPES)
+    return f"CASE WHEN {column} IN ({scopes}) THEN 'pupil' ELSE {column} END"
 
 
 def _record_groups(emitted: dict[date, list]):
@@ -925,8 +936,8 @@ def run_backtest(policy, register, start, end, prior_actions=None, rules_engine:
     first_met = []
     for (index, school_id, subject_id), day in sorted(replay.first_met.items(), key=lambda kv: (kv[1], kv[0])):
         rule = plan.rules[index].rule
-        first_met.append({"rule": rule.id, "subject": {"kind": rule.scope, "id": subject_id, "school_id": school_id},
-                          "date": day.isoformat()})
+        subject = {"kind": subject_kind(rule.scope), "id": subject_id, "school_id": school_id}
+        first_met.append({"rule": rule.id, "subject": subject, "date": day.isoformat()})
     weekly_rows = summary.weekly()
     replay.timings["total"] = time.perf_counter() - started
     return Backtest(policy, start, end, days, kept, first_met, weekly_rows, rules_engine, note,

@@ -28,6 +28,16 @@ DURATION_UNITS = {"school week": "school_weeks", "school weeks": "school_weeks",
                   "year": "years", "years": "years"}
 INTEGER_UNITS = ("sessions", "school_days", "school_weeks", "days", "weeks", "years", "minutes", "count")
 
+# Scopes whose subjects are single pupils: `pupil` (on roll on the as-of day) and `leaver` (a
+# recorded leave date, joined by the as-of day). Who each evaluates: docs/semantics.md, On roll.
+PUPIL_SCOPES = ("pupil", "leaver")
+
+
+def subject_kind(scope: str) -> str:
+    """The kind of subject a rule of `scope` acts on, as action records and the ledger name it:
+    a leaver rule acts on a pupil, so it shares the pupil's ledger history (repeat, after, limit)."""
+    return "pupil" if scope in PUPIL_SCOPES else scope
+
 
 @dataclass(frozen=True)
 class Duration:
@@ -202,9 +212,9 @@ class _RuleChecker:
         return Type("number", param.unit)
 
     def _Attribute(self, node):
-        if self.scope != "pupil":
+        if self.scope not in PUPIL_SCOPES:
             self.err("scope.attribute", f"`pupil.{node.name}` is a pupil attribute, but this rule's scope is {self.scope}",
-                     node, hint="use pupil attributes only in rules with scope: pupil")
+                     node, hint="use pupil attributes only in rules with scope: pupil or leaver")
             return None
         kind = self.ctx.all_attributes.get(node.name)
         if kind is None:
@@ -307,9 +317,9 @@ class _RuleChecker:
         return Type("number", "percent")
 
     def _Run(self, node):
-        if self.scope != "pupil":
+        if self.scope not in PUPIL_SCOPES:
             self.err("scope.run", f"a run of consecutive sessions belongs to one pupil; this rule's scope is {self.scope}",
-                     node, hint="use runs in rules with scope: pupil")
+                     node, hint="use runs in rules with scope: pupil or leaver")
         self._check_filter(node.filter, node)
         self._check_window(node.window)
         return Type("number", node.unit)
@@ -328,7 +338,7 @@ class _RuleChecker:
         return Type("number", node.unit)
 
     def _Rank(self, node):
-        if self.scope == "pupil":
+        if self.scope in PUPIL_SCOPES:
             self.err("scope.rank", "`rank of` compares groups: it needs a rule with scope class, year_group or school",
                      node, hint="set `scope: class` (or year_group) on this rule")
         inner = self.infer(node.measure)

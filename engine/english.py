@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Union
 
 from . import ast
+from .check import PUPIL_SCOPES
 from .codes import national_codes
 from .format_condition import _UNIT_WORDS, _WINDOW_WORDS, _number
 
@@ -86,7 +87,8 @@ SESSION_NOUNS = {
 RATE_WORDS = {"attendance": "attendance", "absence": "absence", "authorised_absence": "authorised absence",
               "unauthorised_absence": "unauthorised absence"}
 # Who a rule is about (its scope).
-SUBJECTS = {"pupil": "the pupil", "class": "the class", "year_group": "the year group", "school": "the school"}
+SUBJECTS = {"pupil": "the pupil", "leaver": "the pupil", "class": "the class", "year_group": "the year group",
+            "school": "the school"}
 GROUP_PLURALS = {"class": "classes", "year_group": "year groups", "school": "schools"}
 # Built-in pupil attributes (engine/attributes.py) as they read in a sentence. Attributes a
 # policy declares read as their name; `rollbook render` lists every attribute with its description.
@@ -439,11 +441,11 @@ class Describer:
     def _against_SessionCount(self, node, op, right):
         value = self.constant(right)[0]
         quantity, plural = self.quantity(op, value)
-        verb = "has" if self.rule.scope == "pupil" else "has, over all its pupils,"
+        verb = "has" if self.rule.scope in PUPIL_SCOPES else "has, over all its pupils,"
         return f"{self.subject} {verb} {quantity} {self.sessions(node.filter, plural)} {self.window(node.window)}"
 
     def _against_Rate(self, node, op, right):
-        together = "" if self.rule.scope == "pupil" else " (all its pupils’ sessions together)"
+        together = "" if self.rule.scope in PUPIL_SCOPES else " (all its pupils’ sessions together)"
         return f"{self._value_Rate(node)}{together} is {_RATE_OPS[op]} {self.amount(right)}"
 
     def _against_Run(self, node, op, right):

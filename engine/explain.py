@@ -31,6 +31,7 @@ from fractions import Fraction
 
 from . import act
 from .api import RollbookError, as_of_date, checked_policy, prepare_register, prior_action_list
+from .check import PUPIL_SCOPES, subject_kind
 from .codes import CATEGORIES, national_codes
 from .compile import (
     AllOf, AnyOf, Arithmetic, AttributeRef, Comparison, Const, Membership, MetricRef, MetricSpec, Rank, RateRef, Truth,
@@ -41,7 +42,7 @@ from .metrics import NEVER, _school_window, build_facts, counted_marks, run_star
 EXPLAIN_FORMAT = 1
 
 _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
-_SUBJECT_WORDS = {"pupil": "pupil", "class": "class", "year_group": "year group", "school": "school"}
+_SUBJECT_WORDS = {"pupil": "pupil", "leaver": "pupil", "class": "class", "year_group": "year group", "school": "school"}
 _RATE_NOUNS = {"attending": "attendance", "absent": "absence", "authorised": "authorised absence",
                "unauthorised": "unauthorised absence"}
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -509,7 +510,7 @@ def _rate_miss(ctx: _RuleContext, rate: RateRef, op: str, threshold: Fraction, v
     else:
         kind = "absent" if counted == "attending" else "attended"
     k = sessions_to_reach(n, d, op, threshold, rise)
-    where = "" if ctx.scope == "pupil" else f" across the {_SUBJECT_WORDS[ctx.scope]}"
+    where = "" if ctx.scope in PUPIL_SCOPES else f" across the {_SUBJECT_WORDS[ctx.scope]}"
     if k is None:
         sessions = f" No number of added {kind} sessions{where} can do that."
     else:
@@ -611,7 +612,7 @@ class _Explainer:
             info["from_first_mark"] = True
         if complete is False:
             info["complete"] = False
-        if scope == "pupil" and end:
+        if scope in PUPIL_SCOPES and end:
             joined, left = self.pupil.get("joined_on"), self.pupil.get("left_on")
             if joined and (from_first_mark or (start and joined > start)):
                 info["counted_from"] = joined.isoformat()
@@ -636,7 +637,7 @@ class _Explainer:
     def room(self, metric: MetricSpec, row: dict | None, scope: str) -> int | None:
         """The pupil's other possible sessions in the metric's window (with its weekday and half-day
         filters), when every code it counts is a possible one; else None."""
-        if scope != "pupil" or row is None or metric.codes is None:
+        if scope not in PUPIL_SCOPES or row is None or metric.codes is None:
             return None
         possible = national_codes().codes_in("possible")
         if not metric.codes <= possible:
@@ -700,7 +701,8 @@ def _find_pupil(connection, table: str, pupil_id: str, school_id: str | None) ->
 
 def _subjects(pupil: dict) -> dict[str, str]:
     """The subject id, per scope, of the pupil and the groups the pupil belongs to."""
-    return {"pupil": pupil["pupil_id"], "class": pupil["reg_group"] or "", "year_group": pupil["year_group"] or "",
+    return {"pupil": pupil["pupil_id"], "leaver": pupil["pupil_id"], "class": pupil["reg_group"] or "",
+            "year_group": pupil["year_group"] or "",
             "school": pupil["school_id"]}
 
 
@@ -795,7 +797,7 @@ def _explain_one(shared: _Shared, pupil: dict) -> dict:
     # The sessions behind each count and rate, for the pupil: one query.
     needs: dict = {}
     for compiled in plan.rules:
-        if compiled.rule.scope == "pupil" and (rule_id is None or compiled.rule.id == rule_id):
+        if compiled.rule.scope in PUPIL_SCOPES and (rule_id is None or compiled.rule.id == rule_id):
             for _, expr in compiled.measures:
                 metric = _listed_metric(expr)
                 if metric is not None:
@@ -807,14 +809,14 @@ def _explain_one(shared: _Shared, pupil: dict) -> dict:
         if rule_id is not None and rule.id != rule_id:
             continue
         scope = rule.scope
-        subject = {"kind": scope, "id": subjects[scope], "school_id": pupil["school_id"]}
+        subject = {"kind": subject_kind(scope), "id": subjects[scope], "school_id": pupil["school_id"]}
         entry = {"rule": rule.id, "title": rule.title, "defined_in": rule.defined_in, "scope": scope,
                  "subject": subject, "condition": rule.condition_text,
                  "parameters": act.parameters_used(rule, compiled.parameters)}
         row = rows.get(scope)
-        if scope == "pupil" and not on_roll:
-            entry.update({"holds": None, "fired": False, "evaluated": False,
-                          "why_not_evaluated": _not_on_roll_words(pupil, as_of)})
+        if (scope == "pupil" and not on_roll) or (scope == "leaver" and row is None):
+            why = _not_on_roll_words(pupil, as_of) if scope == "pupil" else _not_a_leaver_words(pupil, as_of)
+            entry.update({"holds": None, "fired": False, "evaluated": False, "why_not_evaluated": why})
             out_rules.append(entry)
             continue
         if row is None:  # a group with no pupils on the register: cannot happen for the pupil's own groups
@@ -826,7 +828,7 @@ def _explain_one(shared: _Shared, pupil: dict) -> dict:
         fired_by_engine = any(f.rule_id == rule.id for f in mine)
         if fired_by_engine != (holds is True):
             raise AssertionError(f"explain: rule {rule.id}: the rules engine and the atoms disagree")
-        gate = act.repetition_gate(rule, history.get((scope, pupil["school_id"], subjects[scope]), []),
+        gate = act.repetition_gate(rule, history.get((subject_kind(scope), pupil["school_id"], subjects[scope]), []),
                                    pupil["school_id"], as_of, calendars,
                                    act.run_start_of(compiled, row, x.facts.metric_columns))
         emitted = [a for a in actions if a["rule"] == rule.id]
@@ -881,7 +883,16 @@ def _not_on_roll_words(pupil: dict, as_of: date) -> str:
         return (f"they join on {joined.isoformat()}; a pupil is evaluated only while on roll, so no pupil rule "
                 f"applies yet (try --as-of {joined.isoformat()} or later)")
     return (f"they left on {left.isoformat()}; a pupil is evaluated only while on roll, so no pupil rule applies "
-            f"on {as_of.isoformat()} (try --as-of {left.isoformat()}, their last day on roll)")
+            f"on {as_of.isoformat()} (try --as-of {left.isoformat()}, their last day on roll); rules about leavers "
+            "still apply")
+
+
+def _not_a_leaver_words(pupil: dict, as_of: date) -> str:
+    """Why a leaver rule does not evaluate this pupil (docs/semantics.md, On roll)."""
+    joined = pupil["joined_on"]
+    if joined and joined > as_of:
+        return f"they join on {joined.isoformat()}; a rule about leavers applies only to pupils who have joined"
+    return "no leave date is recorded; a rule about leavers applies only to pupils with a recorded leave date"
 
 
 def _listed_metric(expr) -> MetricSpec | None:
@@ -1027,8 +1038,9 @@ def render_text(explanation: dict, session_limit: int = 24) -> str:
         verdict = "ACTS" if r["fired"] else "does not act"
         lines.append(f"{r['rule']}: {verdict} — {r['title']}")
         lines.append(f"  defined in {r['defined_in']}; about the {_SUBJECT_WORDS[r['scope']]}"
-                     + (f" {r['subject']['id']}" if r["scope"] not in ("pupil", "school") else "")
-                     + ("" if r["scope"] == "pupil" else " (not the pupil alone)"))
+                     + (f" {r['subject']['id']}" if r["scope"] not in ("pupil", "leaver", "school") else "")
+                     + ("" if r["scope"] in PUPIL_SCOPES else " (not the pupil alone)")
+                     + (" (a rule about leavers)" if r["scope"] == "leaver" else ""))
         lines.append(f"  when: {r['condition']}")
         if r["parameters"]:
             lines.append("  parameters: " + ", ".join(

@@ -24,6 +24,7 @@ from .compile import (
     AllOf, AnyOf, Arithmetic, AttributeRef, Comparison, Const, DateRef, MetricRef, MetricSpec, Membership, Plan,
     Rank, RateRef, Truth, WindowSpec,
 )
+from .check import PUPIL_SCOPES, subject_kind
 from .codes import national_codes
 
 # "Never" (no such prior action) is a number greater than any real elapsed time.
@@ -221,9 +222,10 @@ class _Builder:
         return f"{col}_run AS ({body})"
 
     # ---- ledger metrics --------------------------------------------------------------------
-    def ledger_sql(self, subject_kind: str, bounds: str) -> tuple[list[str], list[str]]:
+    def ledger_sql(self, scope: str, bounds: str) -> tuple[list[str], list[str]]:
         """CTEs and select expressions for action counts and time since actions, per subject."""
         ctes, selects = [], []
+        kind = subject_kind(scope)
         for m, col in self.metric_columns.items():
             if m.kind not in ("action_count", "since_action"):
                 continue
@@ -231,14 +233,14 @@ class _Builder:
                 selects.append(f"{NEVER if m.kind == 'since_action' else 0} AS {col}")
                 continue
             match = f"l.rule = '{m.rule}'" if m.rule else f"l.verb = '{m.verb}'"
-            prior = (f"l.subject_kind = '{subject_kind}' AND l.as_of < {_lit(self.as_of)} "
+            prior = (f"l.subject_kind = '{kind}' AND l.as_of < {_lit(self.as_of)} "
                      f"AND coalesce(l.status, 'open') <> 'dismissed' AND {match}")
             if m.kind == "action_count":
                 distinct = "DISTINCT l.as_of" if m.rule else "DISTINCT (l.rule, l.as_of)"
                 window = self.in_window(m.window, 'l.as_of')
                 # A window bounded by a pupil's own dates (`since pupil.joined_on`) reads the pupil's row.
                 pupil = (f" JOIN {self.pupils} p ON p.pupil_id = l.subject_id AND p.school_id = l.school_id"
-                         if subject_kind == "pupil" and _names_pupil(m.window) else "")
+                         if kind == "pupil" and _names_pupil(m.window) else "")
                 ctes.append(f"""{col}_ledger AS (
                     SELECT l.subject_id, l.school_id, count({distinct}) AS {col}
                     FROM {self.ledger} l JOIN {bounds}_by_school b ON b.school_id = l.school_id{pupil}
@@ -363,6 +365,16 @@ def _calendar_start(as_of: date, size: int, unit: str) -> date:
 _GROUP_COLUMNS = {"class": "reg_group", "year_group": "year_group", "school": None}
 
 
+def evaluated_pupils(scope: str, day: str) -> str:
+    """SQL condition on a pupil row `p`: whether a rule of a pupil scope evaluates the pupil on
+    `day` (a SQL date). `pupil`: on roll that day. `leaver`: a recorded leave date (before, on or
+    after the day) and joined by the day. docs/semantics.md, On roll, is the definition."""
+    joined = f"(p.joined_on IS NULL OR p.joined_on <= {day})"
+    if scope == "leaver":
+        return f"p.left_on IS NOT NULL AND {joined}"
+    return f"{joined} AND (p.left_on IS NULL OR p.left_on >= {day})"
+
+
 def build_facts(plan: Plan, connection, as_of: date, *, marks="marks", pupils="pupils", calendar="calendar",
                 ledger: str | None = None, prefix: str = "rb") -> Facts:
     """Compute every metric and atom for every subject of every scope the plan uses."""
@@ -376,12 +388,11 @@ def build_facts(plan: Plan, connection, as_of: date, *, marks="marks", pupils="p
     tables, atom_columns, rank_columns = {}, {}, {}
     for scope in plan.scopes:
         rules = [r for r in plan.rules if r.rule.scope == scope]
-        if scope == "pupil":
+        if scope in PUPIL_SCOPES:
             base = (f"SELECT pm.pupil_id AS subject_id, pm.school_id, "
                     f"{', '.join(['pm.' + c for c in register_metrics + run_starts] or ['1 AS _'])}, p.* "
                     f"EXCLUDE (pupil_id, school_id) FROM {pupil_table} pm JOIN {pupils} p USING (pupil_id, school_id) "
-                    f"WHERE (p.joined_on IS NULL OR p.joined_on <= {_lit(as_of)}) "
-                    f"AND (p.left_on IS NULL OR p.left_on >= {_lit(as_of)})")
+                    f"WHERE {evaluated_pupils(scope, _lit(as_of))}")
         else:
             group = _GROUP_COLUMNS[scope]
             key = f"coalesce(p.{group}, '')" if group else "''"

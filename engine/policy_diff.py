@@ -498,7 +498,8 @@ def diff_policy_files(old_path, new_path, register=None, as_of=None, prior_actio
 
 # ---- output -----------------------------------------------------------------------------------
 
-_NOUNS = {"pupil": ("pupil", "pupils"), "class": ("class", "classes"), "year_group": ("year group", "year groups"),
+_NOUNS = {"pupil": ("pupil", "pupils"), "leaver": ("leaver", "leavers"), "class": ("class", "classes"),
+          "year_group": ("year group", "year groups"),
           "school": ("school", "schools")}
 
 

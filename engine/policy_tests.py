@@ -27,6 +27,7 @@ from pathlib import Path
 from .act import PriorAction
 from .api import TEST_SUFFIXES, PolicyCheck, RollbookError, check_policy_file, run_evaluation
 from .calendar import academic_year_of, label_terms
+from .check import subject_kind
 from .diagnostics import Diagnostic, Sources, Span, did_you_mean, error, has_errors
 from .load import SourceDocument, read_document
 from .register_notation import SESSIONS, NotationCalendar, parse_marks, standard_calendar
@@ -615,20 +616,24 @@ def _unfired_measures(evaluation, rule_id: str, kind: str, subject_id: str) -> s
 
     facts, plan = evaluation.facts, evaluation.plan
     compiled = next((c for c in plan.rules if c.rule.id == rule_id), None)
-    if compiled is None or compiled.rule.scope != kind or kind not in facts.tables:
+    if compiled is None or subject_kind(compiled.rule.scope) != kind or compiled.rule.scope not in facts.tables:
         return None
+    scope = compiled.rule.scope
     cursor = evaluation.register.connection.execute(
-        f"SELECT * FROM {facts.tables[kind]} WHERE subject_id = ?", [subject_id])
+        f"SELECT * FROM {facts.tables[scope]} WHERE subject_id = ?", [subject_id])
     names = [d[0] for d in cursor.description]
     rows = cursor.fetchall()
     if not rows:
+        if scope == "leaver":
+            return (f"pupil {subject_id} is not evaluated by this rule about leavers on this date (no leave date "
+                    "recorded, not joined by then, or not in the register)")
         if kind == "pupil":
             return f"pupil {subject_id} is not evaluated on this date (not on roll then, or not in the register)"
         return f"{subject_words(kind, subject_id)} has no pupils in the register"
     row = dict(zip(names, rows[0]))
     parts = []
     for text, expr in compiled.measures:
-        _, shown, detail = value_of(expr, row, facts.metric_columns, facts.rank_columns.get(kind))
+        _, shown, detail = value_of(expr, row, facts.metric_columns, facts.rank_columns.get(scope))
         if "numerator" in detail:
             shown += f" ({detail['numerator']} of {detail['denominator']})"
         parts.append(f"{text} = {shown}")

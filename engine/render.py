@@ -19,9 +19,9 @@ from pathlib import Path
 
 from . import ast
 from .calendar import WINDOW_MEANINGS
-from .check import Action, CheckedPolicy, Duration, Rule
+from .check import PUPIL_SCOPES, Action, CheckedPolicy, Duration, Rule
 from .codes import BASE_CATEGORIES, CATEGORIES, CATEGORY_MEANINGS, RATE_NUMERATORS, national_codes
-from .english import (ATTRIBUTE_NOUNS, CLAUSE_LEADS, RATE_WORDS, SESSION_NOUNS, SUBJECTS, Describer, Phrase,
+from .english import (ATTRIBUTE_NOUNS, CLAUSE_LEADS, RATE_WORDS, SESSION_NOUNS, SUBJECTS, Clause, Describer, Phrase,
                       date_words, inline, join_words)
 
 # ---- the document ----------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def stage_of(rule: Rule) -> str:
     stages = {VERB_STAGES[a.verb] for a in rule.actions}
     if stages == {"recognition"}:
         return "recognition"
-    if rule.scope != "pupil":
+    if rule.scope not in PUPIL_SCOPES:
         return "monitoring"
     return max(stages - {"recognition"}, key=_STAGE_ORDER.index)
 
@@ -205,7 +205,8 @@ def duration_words(d: Duration) -> str:
 
 
 def how_often(rule: Rule) -> str:
-    each = "the school" if rule.scope == "school" else f"each {SUBJECTS[rule.scope][4:]}"
+    each = {"school": "the school", "leaver": "each pupil who has left or has a leaving date recorded"}.get(
+        rule.scope, f"each {SUBJECTS[rule.scope][4:]}")
     if rule.repeat.cooldown is not None:
         return (f"Again for the same {SUBJECTS[rule.scope][4:]} only when it last applied at least "
                 f"{duration_words(rule.repeat.cooldown)} before.")
@@ -221,6 +222,18 @@ def how_often(rule: Rule) -> str:
 
 def _origin(rule: Rule) -> str:
     return Path(rule.defined_in).name
+
+
+# Who a leaver rule is about, as the first of its conditions (docs/semantics.md, On roll).
+LEAVER_CONDITION = "the pupil has a leaving date recorded (the pupil has left, or is to leave)"
+
+
+def _when(rule: Rule, condition: Phrase) -> Phrase:
+    """The rule's condition in words; a leaver rule's starts with who it is about."""
+    if rule.scope != "leaver":
+        return condition
+    items = condition.items if isinstance(condition, Clause) and condition.joiner == "all" else (condition,)
+    return Clause("all", (LEAVER_CONDITION, *items))
 
 
 def _rule_text(policy: CheckedPolicy, rule: Rule, escalations: dict[str, list[Rule]]) -> RuleText:
@@ -246,7 +259,7 @@ def _rule_text(policy: CheckedPolicy, rule: Rule, escalations: dict[str, list[Ru
     return RuleText(
         id=rule.id, title=" ".join(rule.title.split()), origin=_origin(rule),
         inherited=rule.defined_in != policy.path, advisory=rule.advisory,
-        when=describer.condition(rule.condition),
+        when=_when(rule, describer.condition(rule.condition)),
         actions=[action_words(a, rule.advisory, rule.scope) for a in rule.actions],
         how_often=how_often(rule), after=after, next_steps=next_steps, limit=limit, limit_actions=limit_actions,
         source=" ".join(rule.source.split()) if rule.source else None,
@@ -274,6 +287,8 @@ def _used(policy: CheckedPolicy):
     """The categories, codes, rates, windows and attributes the policy's conditions use."""
     categories, codes, rates, windows, attributes = set(), set(), set(), set(), set()
     for rule in policy.rules:
+        if rule.scope == "leaver":
+            attributes.add("left_on")  # who a leaver rule is about
         for node in ast.walk(rule.condition):
             if isinstance(node, ast.SessionFilter):
                 if node.category:
@@ -337,11 +352,16 @@ def build_document(policy: CheckedPolicy) -> PolicyDocument:
         counting.append(Definition(f"{_capital(RATE_WORDS[kind])} (a percentage)",
                                    f"sessions of {numerator} as a share of possible sessions, compared exactly, "
                                    "without rounding."))
-    if any(r.scope != "pupil" for r in policy.rules):
+    if any(r.scope not in PUPIL_SCOPES for r in policy.rules):
         counting.append(Definition("Classes, year groups and the whole school",
                                    "sessions are added up over all the group’s pupils, so a group’s attendance is its "
                                    "pupils’ sessions attended as a share of their possible sessions together."))
     counting.append(Definition("On roll", "only sessions while the pupil is on the school’s roll count."))
+    if any(r.scope == "leaver" for r in policy.rules):
+        counting.append(Definition("Pupils who have left", "a rule about leavers is checked for each pupil with a "
+                                   "leaving date recorded (whether that day has passed or not) who had joined by the "
+                                   "day of the check; their sessions count up to their leaving date. Every other "
+                                   "pupil rule is checked only for pupils on roll on the day of the check."))
     counting.append(Definition("Missing values", "a rule applies only when its conditions are met: a percentage over "
                                "a period with no possible sessions, or pupil information that is not recorded, "
                                "meets no condition (not even “is not” or “below”)."))

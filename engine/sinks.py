@@ -41,7 +41,8 @@ def to_table(actions: list[dict], evaluation=None, limit: int = 50) -> str:
     """A summary for people: counts per rule, then the first actions with their reasons."""
     lines = []
     if evaluation is not None:
-        nouns = {"pupil": ("pupil", "pupils"), "class": ("class", "classes"), "year_group": ("year group", "year groups"),
+        nouns = {"pupil": ("pupil", "pupils"), "leaver": ("leaver", "leavers"), "class": ("class", "classes"),
+                 "year_group": ("year group", "year groups"),
                  "school": ("school", "schools")}
         subjects = ", ".join(f"{n} {nouns[scope][n != 1]}" for scope, n in evaluation.subjects.items())
         lines.append(f"Policy {evaluation.policy.id} v{evaluation.policy.version} on {evaluation.as_of.isoformat()}: "

@@ -461,3 +461,62 @@ def test_a_ledger_count_since_a_pupil_date_reads_each_pupils_own_date(tmp_path):
     span = (date(2025, 9, 29), date(2025, 10, 17))
     checked_policy = check_policy_file(policy).policy
     assert run_backtest(checked_policy, register, *span).actions == naive_backtest(checked_policy, register, *span)
+
+
+# ---- rules about leavers share the pupil's ledger -------------------------------------------------
+
+LEAVERS = """\
+rollbook: 1
+id: leavers
+title: Leaver rules after a pupil rule
+version: "1"
+effective_from: 2025-09-01
+rules:
+  - id: absent-today
+    title: An O today
+    source: x
+    when: sessions coded {O} in the last 1 school days >= 1
+    then: [{flag: {flag: absent}}]
+    repeat: {cooldown: 1 school day}
+  - id: leaver-after-absence
+    title: A recent leaver who had an O
+    source: x
+    scope: leaver
+    when: sessions in the last 10 school days >= 1
+    then: [{notify: {role: attendance_officer}}]
+    after: {rule: absent-today}
+  - id: leaver-three-days-on
+    title: Three school days after the O, for a leaver
+    source: x
+    scope: leaver
+    when: school days since last action by rule absent-today >= 3 and school days since last action by rule absent-today <= 5
+    then: [{notify: {role: attendance_lead}}]
+"""
+
+
+def test_leaver_rules_read_the_pupils_ledger_in_the_backtest(tmp_path):
+    """LV joined on Wed 3 Sep, has an O on Mon 15 Sep and left on Wed 17 Sep (leave date recorded
+    from the start); ST stays and is never absent. absent-today acts for LV on 15 Sep. The leaver
+    rules see that pupil action: leaver-after-absence on Tue 16 Sep (the first day the 15 Sep
+    action is prior), leaver-three-days-on on Thu 18 Sep (16, 17, 18 Sep: 3 school days since),
+    the day after LV left, when no pupil rule evaluates LV any more (at most 5: never is not
+    recent). Both once ever."""
+    policy = tmp_path / "leavers.yaml"
+    policy.write_text(LEAVERS)
+    b = RegisterBuilder()
+    b.pupil("LV", joined_on="2025-09-03", left_on="2025-09-17").present("LV", date(2025, 9, 3), date(2025, 9, 17))
+    b.day("LV", date(2025, 9, 15), "O")
+    b.pupil("ST", joined_on="2025-09-03").present("ST", date(2025, 9, 3), date(2025, 10, 3))
+    register = b.write(tmp_path / "register")
+    checked_policy = check_policy_file(policy).policy
+    span = (date(2025, 9, 8), date(2025, 10, 3))
+    result = run_backtest(checked_policy, register, *span)
+    assert [(a["as_of"], a["rule"], a["subject"]["kind"], a["subject"]["id"]) for a in result.actions] == [
+        ("2025-09-15", "absent-today", "pupil", "LV"),
+        ("2025-09-16", "leaver-after-absence", "pupil", "LV"),
+        ("2025-09-18", "leaver-three-days-on", "pupil", "LV")]
+    assert result.actions == naive_backtest(checked_policy, register, *span)
+    # First met: leaver-after-absence held from the first replayed day; the escalation waited.
+    first = {(e["rule"], e["subject"]["id"]): e["date"] for e in result.first_met}
+    assert first[("leaver-after-absence", "LV")] == "2025-09-08"
+    assert {e["subject"]["kind"] for e in result.first_met} == {"pupil"}

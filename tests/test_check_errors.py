@@ -72,6 +72,7 @@ COVERAGE = {
     "unknown `actions by rule` target": "rule-unknown-action-target",
     "disable of an unknown rule": "rule-disable-unknown",
     "rank in a pupil-scope rule": "scope-rank-pupil",
+    "rank in a leaver-scope rule": "scope-rank-leaver",
     "pupil attribute in a class-scope rule": "scope-attribute-class",
     "unreachable: > 100%": "warn-over-100",
     "unreachable: contradictory and": "warn-contradiction",

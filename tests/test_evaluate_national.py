@@ -203,6 +203,51 @@ def test_a_pupil_who_has_left_is_not_evaluated(tmp_path):
     assert run(b, tmp_path, date(2026, 1, 16)) == []
 
 
+SCOPES = """\
+rollbook: 1
+id: scopes
+title: Who each pupil scope evaluates
+version: "1"
+effective_from: 2025-09-01
+rules:
+  - {id: any-pupil, title: any pupil, source: x, when: "sessions ever >= 0", then: [{flag: {flag: pupil}}]}
+  - {id: any-leaver, title: any leaver, source: x, scope: leaver, when: "sessions ever >= 0", then: [{flag: {flag: leaver}}]}
+  - id: leaver-absent
+    title: a leaver with a day of O in their time on roll (a run and an attribute, as in a pupil rule)
+    source: x
+    scope: leaver
+    when: longest run of sessions coded {O} ever >= 2 and pupil.year_group = "3"
+    then: [{flag: {flag: leaver-absent}}]
+"""
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_who_the_pupil_and_leaver_scopes_evaluate(tmp_path, engine):
+    # As of Fri 14 Nov 2025 (docs/semantics.md, On roll). A condition true for every subject shows
+    # the population: pupil scope is on roll that day; leaver scope is a recorded leave date (past,
+    # today or ahead) and joined by that day. LEFT's O day on Fri 24 Oct, its last day, is a run of
+    # 2 sessions: the marks of a leaver are those while on roll.
+    policy = tmp_path / "scopes.yaml"
+    policy.write_text(SCOPES)
+    b = RegisterBuilder()
+    pupils = {  # id: (joined_on, left_on, a pupil subject, a leaver subject)
+        "STAYING": (None, None, True, False),
+        "LEFT": (AUTUMN_START, date(2025, 10, 24), False, True),
+        "LEFT_TODAY": (None, date(2025, 11, 14), True, True),
+        "LEAVING": (AUTUMN_START, date(2025, 12, 19), True, True),
+        "JOINING": (date(2025, 11, 17), date(2025, 12, 19), False, False),
+        "JOINING_TO_STAY": (date(2025, 11, 17), None, False, False),
+    }
+    for pid, (joined, left, _, _) in pupils.items():
+        b.pupil(pid, joined_on=joined, left_on=left)
+    b.present("LEFT", AUTUMN_START, date(2025, 10, 24)).day("LEFT", date(2025, 10, 24), "O")
+    actions = run(b, tmp_path, date(2025, 11, 14), policy=policy, engine=engine)
+    assert set(fired(actions, "any-pupil")) == {p for p, v in pupils.items() if v[2]}
+    assert set(fired(actions, "any-leaver")) == {p for p, v in pupils.items() if v[3]}
+    assert set(fired(actions, "leaver-absent")) == {"LEFT"}
+    assert {a["subject"]["kind"] for a in actions} == {"pupil"}
+
+
 # ---- determinism and bad input ----------------------------------------------------------------
 
 def test_the_same_inputs_give_the_same_actions_with_the_same_ids(tmp_path):

@@ -280,6 +280,21 @@ def test_a_pupil_not_on_roll_is_explained_as_far_as_it_can_be():
     assert all(not r["evaluated"] for r in partial["rules"] if r["scope"] == "pupil")
     assert _rule(partial, "attendance-target")["evaluated"] is True
     assert "try --as-of 2026-04-23" in partial["pupil"]["not_on_roll"]
+    # The rules about leavers are: P000037 has marks on roll in the last 10 school days and no
+    # social worker, so the deletion return acts, as `rollbook eval` says on that day.
+    deletion = _rule(partial, "la-deletion-return")
+    assert (deletion["scope"], deletion["evaluated"], deletion["fired"]) == ("leaver", True, True)
+    assert deletion["subject"] == {"kind": "pupil", "id": "P000037", "school_id": ""}
+    assert _rule(partial, "social-worker-deletion")["fired"] is False
+    acted = evaluate(checked(BURTON), SAMPLE, date(2026, 4, 24))
+    assert [a["id"] for a in acted if a["subject"]["id"] == "P000037"] == [a["id"] for a in deletion["actions"]]
+
+
+def test_a_leaver_rule_is_not_evaluated_for_a_pupil_without_a_leave_date():
+    result = explain_pupil(checked(BURTON), SAMPLE, "2026-03-13", "P000003", rule_id="la-deletion-return")
+    [rule] = result["rules"]
+    assert (rule["evaluated"], rule["fired"]) == (False, False)
+    assert rule["why_not_evaluated"].startswith("no leave date is recorded")
 
 
 def test_the_same_pupil_id_at_two_schools_needs_school(tmp_path):

@@ -370,18 +370,38 @@ def test_leaver_form(tmp_path):
     assert measure(got["LEAVER"][0], "sessions in the last recent_leaver_school_days school days")["value"] == "20"
 
 
-@pytest.mark.xfail(strict=True, reason="policy/engine mismatch: a pupil whose left_on is before the as-of date is not "
-                   "evaluated (docs/semantics.md, On roll), so the 'recent leaver' window never applies to anyone who "
-                   "has actually left, and a leave date recorded after the last day never prompts the form")
 def test_leaver_form_for_a_pupil_who_left_yesterday(tmp_path):
     # Left Thu 16 Oct (recorded as such); the office runs the policy on Fri 17 Oct. The pupil has
-    # 18 marks in the last 10 school days (Mon 6 - Thu 16 Oct: 9 days),
-    # so by the rule's reading ("only recent leavers", recent_leaver_school_days = 10) the form is
-    # due. Actual: no action, because the pupil is no longer on roll on 17 Oct.
+    # 18 marks in the last 10 school days (Mon 6 - Thu 16 Oct: 9 days), so by the rule's reading
+    # ("only recent leavers", recent_leaver_school_days = 10) the form is due: the rule is about
+    # leavers (scope leaver), who are evaluated after their leave date too.
     as_of = date(2025, 10, 17)
     b = RegisterBuilder().pupil("LEFT", joined_on=AUTUMN, left_on=date(2025, 10, 16))
     b.present("LEFT", AUTUMN, date(2025, 10, 16))
-    assert "LEFT" in fired(run(b, tmp_path, as_of), "leaver-form")
+    got = fired(run(b, tmp_path, as_of), "leaver-form")
+    assert "LEFT" in got
+    m = measure(got["LEFT"][0], "sessions in the last recent_leaver_school_days school days")
+    assert m["value"] == "18" and window(m) == ("2025-10-06", "2025-10-17")
+    assert got["LEFT"][0]["subject"]["kind"] == "pupil"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("last_day, sessions", [
+    # As of Fri 17 Oct, counting the as-of day as the 1st school day back: Tue 7 Oct is the 9th
+    # (6 and 7 Oct in the window: 4 sessions), Mon 6 Oct the 10th (2 sessions), Fri 3 Oct the 11th
+    # (outside the last 10 school days: no action).
+    (date(2025, 10, 7), 4),
+    (date(2025, 10, 6), 2),
+    (date(2025, 10, 3), None),
+])
+def test_leaver_form_recent_leaver_edge_for_a_pupil_who_has_left(tmp_path, engine, last_day, sessions):
+    as_of = date(2025, 10, 17)
+    b = RegisterBuilder().pupil("LEFT", joined_on=AUTUMN, left_on=last_day).present("LEFT", AUTUMN, last_day)
+    got = fired(run(b, tmp_path, as_of, engine=engine), "leaver-form")
+    assert ("LEFT" in got) is (sessions is not None)
+    if sessions is not None:
+        m = measure(got["LEFT"][0], "sessions in the last recent_leaver_school_days school days")
+        assert m["value"] == str(sessions) and window(m) == ("2025-10-06", "2025-10-17")
 
 
 # ---- medical-evidence-repeated ---------------------------------------------------------------------

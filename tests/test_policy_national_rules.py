@@ -430,6 +430,8 @@ def test_deletion_rules_on_a_recorded_leave_date(tmp_path, rule, left_on, acts):
         assert m["value"] == "20" and (m["window"]["start"], m["window"]["end"]) == ("2025-11-03", "2025-11-14")
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("has_left", [False, True])
 @pytest.mark.parametrize("rule", DELETION_RULES)
 @pytest.mark.parametrize("last_mark, acts", [
     # As of Fri 14 Nov the last 10 school days are 3-7 and 10-14 Nov: a last mark on Tue 4 Nov (9th
@@ -438,14 +440,18 @@ def test_deletion_rules_on_a_recorded_leave_date(tmp_path, rule, left_on, acts):
     (date(2025, 11, 3), True),
     (date(2025, 10, 24), False),
 ])
-def test_deletion_rules_recent_leaver_edge(tmp_path, rule, last_mark, acts):
+def test_deletion_rules_recent_leaver_edge(tmp_path, rule, last_mark, acts, has_left, engine):
+    # The leave date is recorded ahead (Fri 21 Nov: still on roll), or is the last marked day (the
+    # pupil has left, and is evaluated as a leaver after it).
     as_of = date(2025, 11, 14)
-    b = RegisterBuilder().pupil("P1", social_worker=True, joined_on=AUTUMN_START, left_on=date(2025, 11, 21))
+    left_on = last_mark if has_left else date(2025, 11, 21)
+    b = RegisterBuilder().pupil("P1", social_worker=True, joined_on=AUTUMN_START, left_on=left_on)
     b.present("P1", AUTUMN_START, last_mark)
-    got = fired(run(b, tmp_path, as_of), rule)
+    got = fired(run(b, tmp_path, as_of, engine=engine), rule)
     assert ("P1" in got) is acts
     if acts:
-        assert measure(got["P1"][0], RECENT)["value"] == str(2 * len(open_days(date(2025, 11, 3), last_mark)))
+        # 4 sessions (3 and 4 Nov) or 2 (3 Nov).
+        assert measure(got["P1"][0], RECENT)["value"] == {date(2025, 11, 4): "4", date(2025, 11, 3): "2"}[last_mark]
 
 
 def test_deletion_rules_need_a_social_worker_and_act_once(tmp_path):
@@ -469,19 +475,46 @@ def test_deletion_rules_with_no_join_date(tmp_path, rule):
     assert "P1" in fired(run(b, tmp_path, as_of), rule)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "policy/engine mismatch: the readings report 'recent leavers' (a mark on roll in the last 10 "
-    "school days), but a pupil whose left_on is before the as-of date is not evaluated at all, so a "
-    "leave date entered after the pupil's last day is never reported and the recent-leaver clause "
-    "can never matter"))
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("rule", DELETION_RULES)
-def test_deletion_rules_report_a_recent_leaver(tmp_path, rule):
+def test_deletion_rules_report_a_recent_leaver(tmp_path, rule, engine):
     # P1's last day on roll was Thu 13 Nov (marks to 13 Nov, the 2nd school day back); as of
-    # Fri 14 Nov P1 has 18 sessions in the last 10 school days (3-7, 10-13 Nov).
+    # Fri 14 Nov P1 has 18 sessions in the last 10 school days (3-7, 10-13 Nov). The rules are about
+    # leavers (scope leaver), so a leave date that has passed is still reported.
     as_of = date(2025, 11, 14)
     b = RegisterBuilder().pupil("P1", social_worker=True, joined_on=AUTUMN_START, left_on=date(2025, 11, 13))
     b.present("P1", AUTUMN_START, date(2025, 11, 13))
-    assert "P1" in fired(run(b, tmp_path, as_of), rule)
+    got = fired(run(b, tmp_path, as_of, engine=engine), rule)
+    assert measure(got["P1"][0], RECENT)["value"] == "18"
+    assert got["P1"][0]["subject"] == {"kind": "pupil", "id": "P1", "school_id": ""}
+
+
+@pytest.mark.parametrize("rule", DELETION_RULES)
+def test_deletion_rules_not_for_a_pupil_who_has_not_joined(tmp_path, rule):
+    # P1 joins on Mon 17 Nov with a leave date already recorded (Fri 19 Dec); as of Fri 14 Nov P1 is
+    # not yet a subject of any rule, leaver rules included. The Z marks before joining are not on roll.
+    as_of = date(2025, 11, 14)
+    b = RegisterBuilder().pupil("P1", social_worker=True, joined_on=date(2025, 11, 17), left_on=date(2025, 12, 19))
+    b.days("P1", open_days(date(2025, 11, 3), date(2025, 11, 14)), "Z")
+    b.present("P1", date(2025, 11, 17), date(2025, 12, 19))
+    assert "P1" not in fired(run(b, tmp_path, as_of), rule)
+    assert "P1" in fired(run(b, tmp_path, date(2025, 11, 17)), rule)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_pupil_who_has_left_gets_no_pupil_rule_action(tmp_path, engine):
+    # P1 is absent (O) every day from Mon 3 Nov and leaves on Thu 13 Nov: 3 Sep - 24 Oct is 38 open
+    # days present, 3-13 Nov 9 days absent, so absence this academic year is 18 of 94 sessions
+    # (19.1%, at least 10%). On Thu 13 Nov, on roll, persistent-absence acts; on Fri 14 Nov P1 has
+    # left: only the leaver rules act, never persistent-absence.
+    b = RegisterBuilder().pupil("P1", social_worker=True, joined_on=AUTUMN_START, left_on=date(2025, 11, 13))
+    b.present("P1", AUTUMN_START, date(2025, 11, 13))
+    b.days("P1", open_days(date(2025, 11, 3), date(2025, 11, 13)), "O")
+    on_last_day = run(b, tmp_path, date(2025, 11, 13), engine=engine)
+    m = measure(fired(on_last_day, "persistent-absence")["P1"][0], "absence this academic year")
+    assert (m["numerator"], m["denominator"]) == (18, 94)
+    day_after = run(b, tmp_path, date(2025, 11, 14), engine=engine)
+    assert sorted({a["rule"] for a in day_after}) == ["la-deletion-return", "social-worker-deletion"]
 
 
 # ---- la-new-pupil-return: every mark on roll within the last 5 calendar days ----------------------

@@ -410,6 +410,26 @@ def test_markdown_and_html_say_the_same(tmp_path):
     assert to_markdown(doc) == render_policy(policy, "md")
 
 
+def test_a_leaver_rule_says_who_it_is_about(tmp_path):
+    # The rule's condition names no leave date; the document says the rule is about leavers, first
+    # among its conditions, in how often it acts, and among the definitions and attributes. Its
+    # measures read as a pupil rule's.
+    path = tmp_path / "leavers.yaml"
+    path.write_text(_POLICY_HEAD + """\
+  - {id: leaver, title: Leaver, scope: leaver, when: "sessions in the last 10 school days >= 1", then: [{flag: {flag: l}}]}
+  - {id: pupil, title: Pupil, when: "sessions in the last 10 school days >= 1 and not pupil.young_carer", then: [{flag: {flag: p}}]}
+""", encoding="utf-8")
+    doc = build_document(_checked(path))
+    rules = {r.id: r for section in doc.sections for r in section.rules}
+    assert rules["leaver"].when == Clause("all", ("the pupil has a leaving date recorded (the pupil has left, or is to leave)",
+                                                  "the pupil has at least one session in the last 10 school days"))
+    assert rules["leaver"].how_often == "Once only for each pupil who has left or has a leaving date recorded."
+    assert rules["pupil"].when.items[0] == "the pupil has at least one session in the last 10 school days"
+    assert rules["pupil"].how_often == "Once only for each pupil."
+    assert "Pupils who have left" in [d.term for d in doc.counting]
+    assert any("Leaving date" in d.term for d in doc.attributes)
+
+
 # ---- the command line ---------------------------------------------------------------------------------
 
 def test_cli_renders_markdown_and_html(rollbook, tmp_path):
