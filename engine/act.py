@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import operator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
@@ -118,7 +119,8 @@ def _years_before(day: date, years: int) -> date:
 # ---- evidence ---------------------------------------------------------------------------------
 
 def percent_text(value: Fraction) -> str:
-    return f"{float(value):.1f}%"
+    # The quotient of the two ints is correctly rounded, as float(value) is.
+    return f"{value.numerator / value.denominator:.1f}%"
 
 
 def value_of(expr, row: dict, columns: dict, rank_names: dict | None = None):
@@ -154,33 +156,11 @@ def _describe_threshold(expr) -> str | None:
     return None
 
 
-def _sentence(compiled, row, columns, subject_words: str) -> str:
-    parts = []
-    for atom in compiled.atoms:
-        if not isinstance(atom, Comparison):
-            continue
-        value, shown, detail = value_of(atom.left, row, columns)
-        threshold = _describe_threshold(atom.right)
-        if value is None or threshold is None:
-            continue
-        left_text = next((t for t, e in compiled.measures if e == atom.left), None)
-        if left_text is None:
-            continue
-        holds = compare(value, atom.op, atom.right.value)
-        if not holds:
-            continue
-        if isinstance(atom.left, RateRef):
-            shown += f" ({detail['numerator']} of {detail['denominator']} possible sessions)"
-            threshold += "%"
-        parts.append(f"{left_text} is {shown}, which is {OP_WORDS[atom.op]} {threshold}")
-    if not parts:
-        return f"{subject_words}: {compiled.rule.title}."
-    return f"{subject_words}: " + "; and ".join(parts) + "."
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq, "!=": operator.ne}
 
 
 def compare(value: Fraction, op: str, threshold: Fraction) -> bool:
-    return {"<": value < threshold, "<=": value <= threshold, ">": value > threshold, ">=": value >= threshold,
-            "=": value == threshold, "!=": value != threshold}[op]
+    return _COMPARE[op](value, threshold)
 
 
 # ---- repetition, escalation and limits ---------------------------------------------------------
@@ -305,12 +285,13 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
         subjects = [(f.school_id, f.subject_id) for f in firings if f.scope == scope]
         if not subjects:
             continue
-        cursor = connection.execute(f"SELECT * FROM {table} WHERE (school_id, subject_id) IN "
+        columns = _columns_read(connection, table, scope, plan, facts)
+        cursor = connection.execute(f"SELECT {columns} FROM {table} WHERE (school_id, subject_id) IN "
                                     f"(SELECT (unnest(?), unnest(?)))", [[s for s, _ in subjects], [i for _, i in subjects]])
         names = [d[0] for d in cursor.description]
+        school_at, subject_at = names.index("school_id"), names.index("subject_id")
         for values in cursor.fetchall():
-            row = dict(zip(names, values))
-            rows_cache[(scope, row["school_id"], row["subject_id"])] = row
+            rows_cache[(scope, values[school_at], values[subject_at])] = dict(zip(names, values))
     # Marks behind each session count, for the pupils whose rules show that count: one query.
     needs: dict = {}
     for firing in firings:
@@ -320,20 +301,22 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
                     needs.setdefault(expr.metric, set()).add((firing.school_id, firing.subject_id))
     if sessions_evidence is None:
         sessions_evidence = counted_marks(facts, connection, needs)
-    parameters_of = {c.rule.id: parameters_used(c.rule, c.parameters) for c in plan.rules}
+    templates = {c.rule.id: _RuleTemplate(c, policy, facts, parameters_used(c.rule, c.parameters)) for c in plan.rules}
+    as_of_text = as_of.isoformat()
     actions: list[dict] = []
     for firing in firings:
-        compiled = compiled_by_id[firing.rule_id]
-        rule = compiled.rule
+        template = templates[firing.rule_id]
+        rule = template.rule
         row = rows_cache[(firing.scope, firing.school_id, firing.subject_id)]
         kind = subject_kind(firing.scope)
         history = by_subject.get((kind, firing.school_id, firing.subject_id), [])
         gate = repetition_gate(rule, history, firing.school_id, as_of, calendars,
-                               run_start_of(compiled, row, facts.metric_columns))
+                               run_start_of(compiled_by_id[firing.rule_id], row, facts.metric_columns))
         if not gate.acts:
             continue
         escalation, limit_evidence, chosen = gate.escalation, gate.limit, gate.actions
-        evidence = _evidence(compiled, row, facts, connection, firing, bounds, sessions_evidence, parameters_of[rule.id])
+        values = template.values(row, facts.metric_columns)
+        evidence = template.evidence(row, values, firing, bounds, sessions_evidence)
         if escalation:
             evidence["escalation"] = escalation
         if limit_evidence:
@@ -341,15 +324,16 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
         if calendar_note:
             evidence["calendar"] = calendar_note
         subject = {"kind": kind, "id": firing.subject_id, "school_id": firing.school_id}
-        who = {"pupil": "Pupil", "class": "Class", "year_group": "Year group", "school": "School"}[kind]
-        reason = _sentence(compiled, row, facts.metric_columns, f"{who} {firing.subject_id or firing.school_id}")
+        reason = template.sentence(values, f"{_WHO[kind]} {firing.subject_id or firing.school_id}")
         if limit_evidence:
-            reason += (f" The limit of {rule.limit.max} in {rule.limit.within} is reached, so the alternative action "
-                       "is taken instead.")
+            reason += template.limit_reason
+        # The id's key up to the position, as action_id writes it (see template.id_tail).
+        id_head = (template.id_prefix + _json_value(kind) + "," + _json_value(firing.school_id) + ","
+                   + _json_value(firing.subject_id) + "," + _json_value(as_of_text) + ",")
         for position, action in enumerate(chosen):
             params = action.params_dict()
             actions.append({
-                "id": action_id(policy.id, rule.id, subject, as_of, position, action.verb, params),
+                "id": "act_" + hashlib.sha256((id_head + template.id_tail(position, action, params)).encode("utf-8")).hexdigest()[:32],
                 "format": ACTION_FORMAT,
                 "policy": policy.id,
                 "policy_version": policy.version,
@@ -361,7 +345,7 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
                 "verb": action.verb,
                 "params": params,
                 "alternative": limit_evidence is not None,
-                "as_of": as_of.isoformat(),
+                "as_of": as_of_text,
                 "advisory": rule.advisory,
                 "evidence": evidence,
                 "reason": reason,
@@ -370,43 +354,124 @@ def build_actions(plan: Plan, facts: Facts, firings, connection, as_of: date, pr
     return actions
 
 
-def _evidence(compiled, row, facts: Facts, connection, firing, bounds, sessions_cache, parameters: dict) -> dict:
-    measures = []
-    for text, expr in compiled.measures:
-        value, shown, detail = value_of(expr, row, facts.metric_columns, facts.rank_columns.get(firing.scope))
-        entry = {"measure": text, "value": shown}
-        entry.update(detail)
-        metric = expr.metric if isinstance(expr, MetricRef) else (expr.numerator if isinstance(expr, RateRef) else None)
-        if metric is not None and metric.window is not None:
-            wid = facts.window_ids[_school_window(metric.window)]
-            start, end, complete = bounds.get((wid, firing.school_id), (None, None, None))
-            window = {"description": metric.window.describe(),
-                      "start": start.isoformat() if start and start.year > 1 else None,
-                      "end": end.isoformat() if end else None}
-            if complete is False:
-                window["complete"] = False
-            entry["window"] = window
-        if isinstance(expr, MetricRef) and expr.metric.kind == "run" and expr.metric.run_which == "current":
-            start = row.get(run_start_column(facts.metric_columns[expr.metric]))
-            if start is not None:
-                entry["run_start"] = start.isoformat()
-        if isinstance(expr, MetricRef) and expr.metric.kind == "sessions" and subject_kind(firing.scope) == "pupil":
-            entry["sessions"] = sessions_cache[expr.metric].get((firing.school_id, firing.subject_id), [])
-        measures.append(entry)
-    comparisons = []
-    for k, atom in enumerate(compiled.atoms):
-        columns = facts.atom_columns[(compiled.rule.id, k)]
-        if len(columns) == 2:
-            left, right = row[columns[0]], row[columns[1]]
-            holds = None if left is None or right is None else compare(Fraction(left), atom.op, Fraction(right))
-        else:
-            holds = None if row[columns[0]] is None else row[columns[0]] == 1
-        comparisons.append({"condition": atom.text, "holds": holds})
-    out = {"condition": compiled.rule.condition_text, "measures": measures, "comparisons": comparisons}
-    if parameters:
-        out["parameters"] = parameters
-    return out
+_WHO = {"pupil": "Pupil", "class": "Class", "year_group": "Year group", "school": "School"}
+# json.dumps of one value as action_id's key holds it (ASCII, compact).
+_json_value = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
 
+
+def _columns_read(connection, table: str, scope: str, plan: Plan, facts: Facts) -> str:
+    """The facts table's columns the evidence and reasons read (in table order), not every
+    pupil attribute and every other rule's atoms."""
+    wanted = {"school_id", "subject_id", *facts.metric_columns.values(), *facts.rank_columns.get(scope, {}).values(),
+              *(run_start_column(c) for m, c in facts.metric_columns.items() if m.kind == "run" and m.run_which == "current")}
+    for (rule_id, _), columns in facts.atom_columns.items():
+        wanted.update(columns)
+    described = connection.execute(f"SELECT * FROM {table} LIMIT 0").description
+    return ", ".join('"' + d[0].replace('"', '""') + '"' for d in described if d[0] in wanted)
+
+
+class _RuleTemplate:
+    """What one compiled rule's actions share whatever the subject: worked out once per rule,
+    not once per action: the evidence layout, the reason's clauses and the fixed parts of the
+    action's id (the id stays what action_id computes; a test holds them equal)."""
+
+    def __init__(self, compiled, policy, facts: Facts, parameters: dict):
+        rule = compiled.rule
+        self.rule, self.parameters = rule, parameters
+        self.condition_text = rule.condition_text
+        self.rank_names = facts.rank_columns.get(rule.scope)
+        # (text, expression, (window id, description) or None, the metric whose marks it shows or None)
+        self.measures = []
+        for text, expr in compiled.measures:
+            metric = expr.metric if isinstance(expr, MetricRef) else (expr.numerator if isinstance(expr, RateRef) else None)
+            window = None
+            if metric is not None and metric.window is not None:
+                window = (facts.window_ids[_school_window(metric.window)], metric.window.describe())
+            sessions = (expr.metric if isinstance(expr, MetricRef) and expr.metric.kind == "sessions"
+                        and subject_kind(rule.scope) == "pupil" else None)
+            run_start = (run_start_column(facts.metric_columns[expr.metric]) if isinstance(expr, MetricRef)
+                         and expr.metric.kind == "run" and expr.metric.run_which == "current" else None)
+            self.measures.append((text, expr, window, sessions, run_start))
+        self.comparisons = [(atom.text, getattr(atom, "op", None), facts.atom_columns[(rule.id, k)])
+                            for k, atom in enumerate(compiled.atoms)]
+        # The reason's clauses: comparisons of a metric or rate with a constant that the
+        # condition names as a measure (anything else has no value to show).
+        self.clauses = []
+        for atom in compiled.atoms:
+            if not isinstance(atom, Comparison) or not isinstance(atom.left, (RateRef, MetricRef)):
+                continue
+            threshold = _describe_threshold(atom.right)
+            index = next((i for i, (_, e) in enumerate(compiled.measures) if e == atom.left), None)
+            if threshold is None or index is None:
+                continue
+            rate = isinstance(atom.left, RateRef)
+            self.clauses.append((index, atom.op, atom.right.value, compiled.measures[index][0],
+                                 threshold + ("%" if rate else ""), rate))
+        self.limit_reason = (f" The limit of {rule.limit.max} in {rule.limit.within} is reached, so the alternative "
+                             "action is taken instead.") if rule.limit is not None else ""
+        self.id_prefix = "[" + _json_value(policy.id) + "," + _json_value(rule.id) + ","
+        self._id_tails: dict = {}
+
+    def id_tail(self, position: int, action: Action, params: dict) -> str:
+        """The end of action_id's key: position, verb and params (the same for every subject)."""
+        key = (position, id(action))  # the rule's own Action objects, alive for the run
+        tail = self._id_tails.get(key)
+        if tail is None:
+            tail = self._id_tails[key] = json.dumps([position, action.verb, params], sort_keys=True, separators=(",", ":"))[1:]
+        return tail
+
+    def values(self, row: dict, columns: dict) -> list[tuple]:
+        """value_of each measure for one subject."""
+        return [value_of(expr, row, columns, self.rank_names) for _, expr, _, _, _ in self.measures]
+
+    def evidence(self, row: dict, values: list, firing, bounds: dict, sessions_evidence: dict) -> dict:
+        measures = []
+        for (text, _, window, sessions, run_start), (_, shown, detail) in zip(self.measures, values):
+            entry = {"measure": text, "value": shown}
+            entry.update(detail)
+            if window is not None:
+                start, end, complete = bounds.get((window[0], firing.school_id), (None, None, None))
+                shown_window = {"description": window[1],
+                                "start": start.isoformat() if start and start.year > 1 else None,
+                                "end": end.isoformat() if end else None}
+                if complete is False:
+                    shown_window["complete"] = False
+                entry["window"] = shown_window
+            if run_start is not None and row.get(run_start) is not None:
+                entry["run_start"] = row[run_start].isoformat()
+            if sessions is not None:
+                entry["sessions"] = sessions_evidence[sessions].get((firing.school_id, firing.subject_id), [])
+            measures.append(entry)
+        comparisons = []
+        for text, op, columns in self.comparisons:
+            if len(columns) == 2:
+                left, right = row[columns[0]], row[columns[1]]
+                if left is None or right is None:
+                    holds = None
+                elif type(left) is int and type(right) is int:  # exact already; Fraction gives the same
+                    holds = _COMPARE[op](left, right)
+                else:
+                    holds = compare(Fraction(left), op, Fraction(right))
+            else:
+                holds = None if row[columns[0]] is None else row[columns[0]] == 1
+            comparisons.append({"condition": text, "holds": holds})
+        out = {"condition": self.condition_text, "measures": measures, "comparisons": comparisons}
+        if self.parameters:
+            out["parameters"] = self.parameters
+        return out
+
+    def sentence(self, values: list, subject_words: str) -> str:
+        parts = []
+        for index, op, threshold_value, left_text, threshold, rate in self.clauses:
+            value, shown, detail = values[index]
+            if value is None or not _COMPARE[op](value, threshold_value):
+                continue
+            if rate:
+                shown += f" ({detail['numerator']} of {detail['denominator']} possible sessions)"
+            parts.append(f"{left_text} is {shown}, which is {OP_WORDS[op]} {threshold}")
+        if not parts:
+            return f"{subject_words}: {self.rule.title}."
+        return f"{subject_words}: " + "; and ".join(parts) + "."
 
 
 def parameters_used(rule, parameters) -> dict:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.act import PriorAction
+from engine.act import PriorAction, action_id
 from engine.api import RollbookError
 
 from .evaluation import ENGINES, evaluate_register, fired, measure
@@ -259,6 +259,23 @@ def test_the_same_inputs_give_the_same_actions_with_the_same_ids(tmp_path):
     first, second = run(b, tmp_path, as_of), run(b, tmp_path, as_of)
     assert first and json.dumps(first) == json.dumps(second)
     assert len({a["id"] for a in first}) == len(first)
+
+
+def test_each_action_id_is_action_id_of_what_the_action_is(tmp_path):
+    # build_actions assembles the id's key from parts worked out once per rule; it must be the
+    # key action_id defines. Pupil ids with quotes and non-ASCII letters test the JSON escaping.
+    as_of = date(2025, 11, 28)
+    b = RegisterBuilder()
+    for n, pupil in enumerate(["P0", 'P"1', "P\u00e92"]):
+        b.pupil(pupil).present(pupil, AUTUMN_START, as_of)
+        b.sessions(pupil, date(2025, 11, 3 + n), 12 + 4 * n, "G")
+    actions = run(b, tmp_path, as_of)
+    assert {a["subject"]["id"] for a in actions} >= {"P0", 'P"1', "P\u00e92"}
+    positions: dict = {}
+    for a in actions:
+        key = (a["rule"], a["subject"]["school_id"], a["subject"]["id"])
+        position = positions[key] = positions.get(key, -1) + 1  # the n-th action of one firing
+        assert a["id"] == action_id(a["policy"], a["rule"], a["subject"], as_of, position, a["verb"], a["params"])
 
 
 def test_a_bad_as_of_date_is_an_error_not_a_traceback(tmp_path):
