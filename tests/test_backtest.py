@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -520,3 +521,41 @@ def test_leaver_rules_read_the_pupils_ledger_in_the_backtest(tmp_path):
     first = {(e["rule"], e["subject"]["id"]): e["date"] for e in result.first_met}
     assert first[("leaver-after-absence", "LV")] == "2025-09-08"
     assert {e["subject"]["kind"] for e in result.first_met} == {"pupil"}
+
+
+# ---- once per run over a window with an exclusion (computed day by day) ---------------------------
+
+RUN_EXCLUDING = """\
+rollbook: 1
+id: run-excluding
+title: Once per run over a window with an exclusion
+version: "1"
+effective_from: 2025-09-01
+rules:
+  - id: spell
+    title: Two school days of absence in a row
+    source: x
+    when: current run of school days coded {I, N, O, G, U} this academic year excluding days from 2025-11-03 to 2025-11-07 >= 2
+    then: [{notify: {role: attendance_officer}}]
+    repeat: {once_per: run}
+  - id: plain
+    title: Two school days of absence in a row, no exclusion
+    source: x
+    when: current run of school days coded {I, N, O, G, U} this academic year >= 2
+    then: [{notify: {role: attendance_officer}}]
+    repeat: {once_per: run}
+"""
+
+
+def test_once_per_run_over_a_window_with_an_exclusion_equals_the_naive_loop(tmp_path):
+    """A current run over a window with `excluding` takes the backtest's day-by-day path for its
+    start date; `once_per: run` must still act once per spell, as eval does on each day."""
+    policy = tmp_path / "run-excluding.yaml"
+    policy.write_text(RUN_EXCLUDING, encoding="utf-8")
+    checked_policy = check_policy_file(policy).policy
+    span = (date(2025, 10, 13), date(2025, 11, 21))
+    actions = run_backtest(checked_policy, SAMPLE, *span).actions
+    assert actions == naive_backtest(checked_policy, SAMPLE, *span)
+    per_pupil = Counter((a["rule"], a["subject"]["id"]) for a in actions)
+    # Some pupils have several spells in six weeks: the rule acted again for a new run.
+    assert any(n > 1 for (rule, _), n in per_pupil.items() if rule == "spell")
