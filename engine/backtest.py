@@ -240,15 +240,24 @@ class _Replay:
             daily.append(f"count(*) FILTER (WHERE {unmatched} AND m.session = 'AM') AS {stem}_am")
             daily.append(f"count(*) FILTER (WHERE {unmatched} AND m.session = 'PM') AS {stem}_pm")
         last = self.days[-1] if self.days else self.end
+        # Every pupil's dense rows (one per grid date, and one before the first, k = 0) are numbered
+        # start .. start + len - 1 in one sequence: the marks are counted per row number, a single
+        # integer key (grouping by school, pupil and date cost a trust several times more).
+        con.execute("""CREATE OR REPLACE TEMP TABLE bt_pupil_rows AS
+            SELECT p.school_id, p.pupil_id, p.joined_on, p.left_on, (coalesce(g.n, 0) + 1)::BIGINT AS len,
+                   (sum(coalesce(g.n, 0) + 1) OVER (ORDER BY p.school_id, p.pupil_id ROWS UNBOUNDED PRECEDING)
+                       - (coalesce(g.n, 0) + 1))::BIGINT AS start
+            FROM pupils p LEFT JOIN (SELECT school_id, count(*) AS n FROM bt_grid GROUP BY ALL) g USING (school_id)""")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE bt_daily AS
-            SELECT m.school_id, m.pupil_id, g.k, {', '.join(daily)}
-            FROM marks m JOIN pupils p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id
+            SELECT p.start + g.k AS i, {', '.join(daily)}
+            FROM marks m JOIN bt_pupil_rows p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id
             JOIN bt_grid g ON g.school_id = m.school_id AND g.date = m.date
             WHERE m.date <= {_lit(last)} AND (p.joined_on IS NULL OR m.date >= p.joined_on)
               AND (p.left_on IS NULL OR m.date <= p.left_on)
-            GROUP BY ALL""")
+            GROUP BY i""")
         _cumulative_lists(con, list(filters.values()), list(runs.values()))
         con.execute("DROP TABLE bt_daily")
+        con.execute("DROP TABLE bt_pupil_rows")
         # Pupils' own dates (since / excluding an attribute or a date): their grid positions.
         refs = []
         for ref, x in self.date_refs.items():
@@ -403,9 +412,9 @@ class _Replay:
                     for suffix, sql in b.atom_sql(atom, self.columns).items():
                         atom_selects.append(f'{sql} AS "{r.rule.id}.a{k}{suffix}"')
             ranked = f"SELECT *{''.join(', ' + s for s in rank_selects)} FROM ({base})"
-            # Ordered by day, so the per-day reads skip most of the table.
+            # Unordered: every read of it is a join (sorting 400,000 wide rows a chunk cost a trust seconds).
             con.execute(f"CREATE OR REPLACE TEMP TABLE bt_facts_{scope} AS "
-                        f"SELECT *{''.join(', ' + s for s in atom_selects)} FROM ({ranked}) ORDER BY day, school_id, subject_id")
+                        f"SELECT *{''.join(', ' + s for s in atom_selects)} FROM ({ranked})")
         con.execute("DROP TABLE bt_pm")
 
     def atom_columns(self) -> dict:
@@ -781,37 +790,33 @@ def _record_groups(emitted: dict[date, list]):
 
 
 def _cumulative_lists(con, filters: list[str], runs: list[str]) -> None:
-    """bt_lists: per pupil, one list per daily column of bt_daily, element k the count up to the
-    k-th date of the pupil's school grid (element 0 is 0, before the first date): the running sums
+    """bt_lists: per pupil (its rows numbered in bt_pupil_rows), one list per daily column of
+    bt_daily, element k the count up to the k-th date of the pupil's school grid (element 0 is 0,
+    before the first date): the running sums
     of the filters, minutes late (`fmin`), possible sessions (`ps`) and possible days (`pd`); and
     per run stem the position of the latest unmatched possible session (`_lms`) and day (`_lmd`),
     0 when there is none yet.
 
-    The running sums are taken by Arrow over every pupil's dense row (pupil x grid date, one row
-    k = 0 first) in one column: a pupil's running sum is the column's running sum less its value
-    at the pupil's row k = 0 (which counts nothing). A window function per column over 4.8 million
+    The running sums are taken by Arrow over every pupil's dense rows, in row-number order, in one
+    column: a pupil's running sum is the column's running sum less its value at the pupil's row
+    k = 0 (which counts nothing). A window function per column over 4.8 million
     pupil-days, then an ordered list per column, cost a trust several times more."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     daily = filters + ["fmin", "ps"]
-    # A pupil's rows are start .. start + len - 1, len = its school's grid dates + 1 (k = 0).
-    con.execute("""CREATE OR REPLACE TEMP TABLE bt_pupil_rows AS
-        SELECT p.school_id, p.pupil_id, (coalesce(g.n, 0) + 1)::BIGINT AS len,
-               (sum(coalesce(g.n, 0) + 1) OVER (ORDER BY p.school_id, p.pupil_id ROWS UNBOUNDED PRECEDING)
-                   - (coalesce(g.n, 0) + 1))::BIGINT AS start
-        FROM pupils p LEFT JOIN (SELECT school_id, count(*) AS n FROM bt_grid GROUP BY ALL) g USING (school_id)""")
     # Per run, on each grid date: the latest unmatched possible session's place in the day (PM after a
     # possible AM is the 2nd) and whether the day has an unmatched possible session.
     columns = [f"coalesce(x.{c}, 0)::BIGINT AS {c}" for c in daily]
     for stem in runs:
         columns.append(f"coalesce(CASE WHEN x.{stem}_pm > 0 THEN x.am_p + 1 WHEN x.{stem}_am > 0 THEN 1 END, 0)::BIGINT AS {stem}_lp")
         columns.append(f"coalesce(x.{stem}_am + x.{stem}_pm > 0, false) AS {stem}_miss")
-    dense = _fetch_arrow(con, f"""SELECT o.start, {', '.join(columns)} FROM (
-            SELECT school_id, pupil_id, start, unnest(range(len)) AS k FROM bt_pupil_rows) o
-        LEFT JOIN bt_daily x ON x.school_id = o.school_id AND x.pupil_id = o.pupil_id AND x.k = o.k
-        ORDER BY o.start, o.k""").combine_chunks()
-    start = dense.column("start").combine_chunks()
+    dense = _fetch_arrow(con, f"""SELECT {', '.join(columns)} FROM range((SELECT coalesce(sum(len), 0) FROM bt_pupil_rows)::BIGINT) o(i)
+        LEFT JOIN bt_daily x ON x.i = o.i ORDER BY o.i""").combine_chunks()
+    pupils = _fetch_arrow(con, "SELECT school_id, pupil_id, start, start + len AS stop FROM bt_pupil_rows ORDER BY start")
+    # Each row's pupil's first row.
+    start = pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(
+        pupils.column("stop").combine_chunks(), pupils.column("start").combine_chunks()))
 
     def running(values):
         total = pc.cumulative_sum_checked(values)
@@ -831,7 +836,6 @@ def _cumulative_lists(con, filters: list[str], runs: list[str]) -> None:
         lists[f"{stem}_lms"] = latest(pc.if_else(pc.greater(lp, 0), pc.add(ps_before, lp), zero))
         lists[f"{stem}_lmd"] = latest(pc.if_else(dense.column(f"{stem}_miss").combine_chunks(), lists["pd"], zero))
     del dense
-    pupils = _fetch_arrow(con, "SELECT school_id, pupil_id, start FROM bt_pupil_rows ORDER BY start")
     offsets = pa.concat_arrays([pupils.column("start").combine_chunks(),
                                 pa.array([len(start)], pa.int64())])
     table = {"school_id": pupils.column("school_id"), "pupil_id": pupils.column("pupil_id")}
@@ -842,7 +846,6 @@ def _cumulative_lists(con, filters: list[str], runs: list[str]) -> None:
         con.execute("CREATE OR REPLACE TEMP TABLE bt_lists AS SELECT * FROM bt_lists_rows")
     finally:
         con.unregister("bt_lists_rows")
-    con.execute("DROP TABLE bt_pupil_rows")
 
 
 def _fetch_arrow(con, query: str):
