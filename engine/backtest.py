@@ -9,7 +9,8 @@ days (tests/test_backtest.py holds the final day to it for every shipped policy,
 How, without evaluating the whole register again for every day (the naive loop is ~60× slower):
 
 1. Metrics for every (subject, replayed day) at once. Per pupil and per *grid date* (the dates
-   on which the school has marks) DuckDB builds cumulative lists: the number of on-roll marks
+   on which the school has marks) there are cumulative lists (DuckDB counts each pupil-date's
+   marks, Arrow takes the running sums over all pupils' rows in one column): the number of on-roll marks
    passing each metric's code / weekday / half-day filter up to that date, minutes late, possible
    sessions and days, and the position of the latest possible session (day) a run's codes do not
    match. A window is a pair of positions in that grid, so a count over any window is
