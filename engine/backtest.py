@@ -413,9 +413,9 @@ class _Replay:
                     for suffix, sql in b.atom_sql(atom, self.columns).items():
                         atom_selects.append(f'{sql} AS "{r.rule.id}.a{k}{suffix}"')
             ranked = f"SELECT *{''.join(', ' + s for s in rank_selects)} FROM ({base})"
-            # Unordered: every read of it is a join (sorting 400,000 wide rows a chunk cost a trust seconds).
+            # Ordered by day, so the per-day reads skip most of the table.
             con.execute(f"CREATE OR REPLACE TEMP TABLE bt_facts_{scope} AS "
-                        f"SELECT *{''.join(', ' + s for s in atom_selects)} FROM ({ranked})")
+                        f"SELECT *{''.join(', ' + s for s in atom_selects)} FROM ({ranked}) ORDER BY day, school_id, subject_id")
         con.execute("DROP TABLE bt_pm")
 
     def atom_columns(self) -> dict:
