@@ -9,7 +9,8 @@ days (tests/test_backtest.py holds the final day to it for every shipped policy,
 How, without evaluating the whole register again for every day (the naive loop is ~60× slower):
 
 1. Metrics for every (subject, replayed day) at once. Per pupil and per *grid date* (the dates
-   on which the school has marks) DuckDB builds cumulative lists: the number of on-roll marks
+   on which the school has marks) there are cumulative lists (DuckDB counts each pupil-date's
+   marks, Arrow takes the running sums over all pupils' rows in one column): the number of on-roll marks
    passing each metric's code / weekday / half-day filter up to that date, minutes late, possible
    sessions and days, and the position of the latest possible session (day) a run's codes do not
    match. A window is a pair of positions in that grid, so a count over any window is
@@ -246,41 +247,24 @@ class _Replay:
             daily.append(f"count(*) FILTER (WHERE {unmatched} AND m.session = 'AM') AS {stem}_am")
             daily.append(f"count(*) FILTER (WHERE {unmatched} AND m.session = 'PM') AS {stem}_pm")
         last = self.days[-1] if self.days else self.end
+        # Every pupil's dense rows (one per grid date, and one before the first, k = 0) are numbered
+        # start .. start + len - 1 in one sequence: the marks are counted per row number, a single
+        # integer key (grouping by school, pupil and date cost a trust several times more).
+        con.execute("""CREATE OR REPLACE TEMP TABLE bt_pupil_rows AS
+            SELECT p.school_id, p.pupil_id, p.joined_on, p.left_on, (coalesce(g.n, 0) + 1)::BIGINT AS len,
+                   (sum(coalesce(g.n, 0) + 1) OVER (ORDER BY p.school_id, p.pupil_id ROWS UNBOUNDED PRECEDING)
+                       - (coalesce(g.n, 0) + 1))::BIGINT AS start
+            FROM pupils p LEFT JOIN (SELECT school_id, count(*) AS n FROM bt_grid GROUP BY ALL) g USING (school_id)""")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE bt_daily AS
-            SELECT m.school_id, m.pupil_id, g.k, {', '.join(daily)}
-            FROM marks m JOIN pupils p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id
+            SELECT p.start + g.k AS i, {', '.join(daily)}
+            FROM marks m JOIN bt_pupil_rows p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id
             JOIN bt_grid g ON g.school_id = m.school_id AND g.date = m.date
             WHERE m.date <= {_lit(last)} AND (p.joined_on IS NULL OR m.date >= p.joined_on)
               AND (p.left_on IS NULL OR m.date <= p.left_on)
-            GROUP BY ALL""")
-        # Dense per (pupil, grid date): running sums, and each run's latest unmatched position.
-        dense = ["d.school_id", "d.pupil_id", "d.k"]
-        for col in list(filters.values()) + ["fmin", "ps"]:
-            dense.append(f"sum({col}) OVER w AS {col}")
-        dense.append("sum((ps > 0)::INTEGER) OVER w AS pd")
-        for stem in runs.values():
-            # Sessions: the latest unmatched possible session's position (PM after a possible AM is 2nd).
-            last_pos = f"CASE WHEN {stem}_pm > 0 THEN am_p + 1 WHEN {stem}_am > 0 THEN 1 ELSE 0 END"
-            dense.append(f"coalesce(max(CASE WHEN {last_pos} > 0 THEN ps_before + {last_pos} END) OVER w, 0) AS {stem}_lms")
-            dense.append(f"coalesce(max(CASE WHEN {stem}_am + {stem}_pm > 0 THEN pd_upto END) OVER w, 0) AS {stem}_lmd")
-        inner = ", ".join(f"coalesce(x.{c}, 0) AS {c}" for c in list(filters.values()) + ["fmin", "ps", "am_p"] +
-                          [f"{s}_{h}" for s in runs.values() for h in ("am", "pm")])
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE bt_dense AS
-            SELECT {', '.join(dense)} FROM (
-                SELECT *, sum(ps) OVER w0 - ps AS ps_before, sum((ps > 0)::INTEGER) OVER w0 AS pd_upto FROM (
-                    SELECT p.school_id, p.pupil_id, g.k, {inner}
-                    FROM pupils p JOIN bt_grid g ON g.school_id = p.school_id
-                    LEFT JOIN bt_daily x ON x.school_id = p.school_id AND x.pupil_id = p.pupil_id AND x.k = g.k)
-                WINDOW w0 AS (PARTITION BY school_id, pupil_id ORDER BY k ROWS UNBOUNDED PRECEDING)) d
-            WINDOW w AS (PARTITION BY d.school_id, d.pupil_id ORDER BY d.k ROWS UNBOUNDED PRECEDING)""")
-        list_cols = list(filters.values()) + ["fmin", "ps", "pd"] + [f"{s}_{u}" for s in runs.values() for u in ("lms", "lmd")]
-        lists = ", ".join(f"list_prepend(0, list({c}::BIGINT ORDER BY k)) AS {c}" for c in list_cols)
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE bt_lists AS
-            SELECT p.school_id, p.pupil_id, {lists}
-            FROM pupils p LEFT JOIN bt_dense d ON d.school_id = p.school_id AND d.pupil_id = p.pupil_id
-            GROUP BY p.school_id, p.pupil_id""")
-        con.execute("DROP TABLE bt_dense")
+            GROUP BY i""")
+        _cumulative_lists(con, list(filters.values()), list(runs.values()))
         con.execute("DROP TABLE bt_daily")
+        con.execute("DROP TABLE bt_pupil_rows")
         # Pupils' own dates (since / excluding an attribute or a date): their grid positions.
         refs = []
         for ref, x in self.date_refs.items():
@@ -851,6 +835,71 @@ def _record_groups(emitted: dict[date, list]):
         firings += len(emitted[day])
     if group:
         yield group
+
+
+def _cumulative_lists(con, filters: list[str], runs: list[str]) -> None:
+    """bt_lists: per pupil (its rows numbered in bt_pupil_rows), one list per daily column of
+    bt_daily, element k the count up to the k-th date of the pupil's school grid (element 0 is 0,
+    before the first date): the running sums
+    of the filters, minutes late (`fmin`), possible sessions (`ps`) and possible days (`pd`); and
+    per run stem the position of the latest unmatched possible session (`_lms`) and day (`_lmd`),
+    0 when there is none yet.
+
+    The running sums are taken by Arrow over every pupil's dense rows, in row-number order, in one
+    column: a pupil's running sum is the column's running sum less its value at the pupil's row
+    k = 0 (which counts nothing). A window function per column over 4.8 million
+    pupil-days, then an ordered list per column, cost a trust several times more."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    daily = filters + ["fmin", "ps"]
+    # Per run, on each grid date: the latest unmatched possible session's place in the day (PM after a
+    # possible AM is the 2nd) and whether the day has an unmatched possible session.
+    columns = [f"coalesce(x.{c}, 0)::BIGINT AS {c}" for c in daily]
+    for stem in runs:
+        columns.append(f"coalesce(CASE WHEN x.{stem}_pm > 0 THEN x.am_p + 1 WHEN x.{stem}_am > 0 THEN 1 END, 0)::BIGINT AS {stem}_lp")
+        columns.append(f"coalesce(x.{stem}_am + x.{stem}_pm > 0, false) AS {stem}_miss")
+    dense = _fetch_arrow(con, f"""SELECT {', '.join(columns)} FROM range((SELECT coalesce(sum(len), 0) FROM bt_pupil_rows)::BIGINT) o(i)
+        LEFT JOIN bt_daily x ON x.i = o.i ORDER BY o.i""").combine_chunks()
+    pupils = _fetch_arrow(con, "SELECT school_id, pupil_id, start, start + len AS stop FROM bt_pupil_rows ORDER BY start")
+    # Each row's pupil's first row.
+    start = pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(
+        pupils.column("stop").combine_chunks(), pupils.column("start").combine_chunks()))
+
+    def running(values):
+        total = pc.cumulative_sum_checked(values)
+        return pc.subtract(total, pc.take(total, start))
+
+    def latest(values):
+        # A running maximum per pupil: each pupil's values are lifted above every earlier pupil's.
+        lift = pc.multiply_checked(start, pa.scalar((pc.max(values).as_py() or 0) + 1, pa.int64()))
+        return pc.subtract(pc.cumulative_max(pc.add_checked(values, lift)), lift)
+
+    lists = {c: running(dense.column(c).combine_chunks()) for c in daily}
+    lists["pd"] = running(pc.cast(pc.greater(dense.column("ps").combine_chunks(), 0), pa.int64()))
+    ps_before = pc.subtract(lists["ps"], dense.column("ps").combine_chunks())
+    zero = pa.scalar(0, pa.int64())
+    for stem in runs:
+        lp = dense.column(f"{stem}_lp").combine_chunks()
+        lists[f"{stem}_lms"] = latest(pc.if_else(pc.greater(lp, 0), pc.add(ps_before, lp), zero))
+        lists[f"{stem}_lmd"] = latest(pc.if_else(dense.column(f"{stem}_miss").combine_chunks(), lists["pd"], zero))
+    del dense
+    offsets = pa.concat_arrays([pupils.column("start").combine_chunks(),
+                                pa.array([len(start)], pa.int64())])
+    table = {"school_id": pupils.column("school_id"), "pupil_id": pupils.column("pupil_id")}
+    for c in filters + ["fmin", "ps", "pd"] + [f"{s}_{u}" for s in runs for u in ("lms", "lmd")]:
+        table[c] = pa.LargeListArray.from_arrays(offsets, lists[c])
+    con.register("bt_lists_rows", pa.table(table))
+    try:
+        con.execute("CREATE OR REPLACE TEMP TABLE bt_lists AS SELECT * FROM bt_lists_rows")
+    finally:
+        con.unregister("bt_lists_rows")
+
+
+def _fetch_arrow(con, query: str):
+    """A query's result as an Arrow table (DuckDB 2 renamed the relation's arrow() to to_arrow_table())."""
+    relation = con.sql(query)
+    return (getattr(relation, "to_arrow_table", None) or relation.arrow)()
 
 
 def _window_bounds(cal, w, day: date):

@@ -9,6 +9,7 @@ would give with the earlier days' actions as prior actions.
   met), once per term across a term boundary, a cooldown in school days, escalation after N school
   weeks, a limit reached (the alternative action), a rule that reads the ledger (`school days since
   last action`), and a seeded prior action.
+- Random small registers (hypothesis): the whole replay against the naive loop, day by day.
 - The command line end to end, with a golden text report, and its streamed reports (the records
   written a chunk of days at a time, not kept) equal to the in-memory API's.
 """
@@ -559,3 +560,67 @@ def test_once_per_run_over_a_window_with_an_exclusion_equals_the_naive_loop(tmp_
     per_pupil = Counter((a["rule"], a["subject"]["id"]) for a in actions)
     # Some pupils have several spells in six weeks: the rule acted again for a new run.
     assert any(n > 1 for (rule, _), n in per_pupil.items() if rule == "spell")
+
+
+# ---- random small registers: the set-wise counts against the naive loop ------------------------
+
+RANDOM_POLICY = """\
+rollbook: 1
+id: random-registers
+title: Counts, runs and ledger reads on random registers
+version: "1"
+effective_from: 2024-09-01
+rules:
+  - {id: a, title: a, source: x, when: "sessions coded {O, U, N} in the last 2 school weeks >= 3", then: [{flag: {flag: a}}],
+     repeat: {cooldown: 3 school days}}
+  - {id: b, title: b, source: x, when: "absent morning sessions on {Monday, Friday} this half term >= 2", then: [{flag: {flag: b}}]}
+  - {id: c, title: c, source: x, when: "current run of sessions coded {O, U, N, I} this half term >= 3", then: [{flag: {flag: c}}],
+     repeat: {cooldown: 2 school days}}
+  - {id: d, title: d, source: x, when: "current run of school days coded {O, N} ever >= 2", then: [{flag: {flag: d}}]}
+  - {id: e, title: e, source: x, when: "minutes late this term >= 25 and sessions coded {O} since pupil.joined_on >= 1",
+     then: [{flag: {flag: e}}]}
+  - {id: f, title: f, source: x, when: "actions by rule a this term >= 2 and absence this half term >= 10%",
+     then: [{flag: {flag: f}}]}
+  - {id: g, title: g, source: x, when: "current run of school days coded {O, U, N, I} ever >= 2", then: [{flag: {flag: g}}],
+     repeat: {once_per: run}}
+  - {id: h, title: h, source: x, scope: leaver, when: "sessions in the last 5 school days >= 1 and actions by rule c ever >= 1",
+     then: [{flag: {flag: h}}]}
+"""
+
+RANDOM_CODES = ["/", "/", "/", "\\", "L", "I", "M", "O", "U", "N", "G", "#"]
+
+
+def test_random_registers_equal_the_naive_loop_day_by_day(tmp_path_factory):
+    """Random small registers (random codes, gaps, pupils joining and leaving mid-span): the
+    backtest's set-wise counts, runs and ledger reads give, day by day, the records of the naive
+    loop (a full `eval` per day with the earlier days' actions)."""
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    from .registers import open_days
+
+    days = open_days(date(2025, 10, 6), date(2025, 11, 14))  # across the October half term
+    span = (date(2025, 11, 3), date(2025, 11, 14))
+    policy_file = tmp_path_factory.mktemp("random") / "random.yaml"
+    policy_file.write_text(RANDOM_POLICY, encoding="utf-8")
+    policy = check_policy_file(policy_file).policy
+    session = st.one_of(st.none(), st.sampled_from(RANDOM_CODES))
+    # Codes for every session, the day the pupil joined, how many days later it left (or not), lateness.
+    pupil = st.tuples(st.lists(session, min_size=2 * len(days), max_size=2 * len(days)),
+                      st.integers(0, len(days) - 1), st.one_of(st.none(), st.integers(0, len(days) - 1)),
+                      st.integers(0, 3))
+
+    @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(st.lists(pupil, min_size=1, max_size=3))
+    def check(pupils):
+        b = RegisterBuilder()
+        for n, (codes, joined, left, late) in enumerate(pupils):
+            pid = f"P{n}"
+            last = min(joined + left, len(days) - 1) if left is not None else len(days) - 1
+            b.pupil(pid, joined_on=days[joined].isoformat(), left_on=days[last].isoformat() if left is not None else "")
+            for k, code in enumerate(codes):
+                if code is not None and joined <= k // 2 <= last:  # marks only while on roll
+                    b.mark(pid, days[k // 2], ("AM", "PM")[k % 2], code, 5 * late + 3 if code == "L" else None)
+        register = b.write(tmp_path_factory.mktemp("register"))
+        assert run_backtest(policy, register, *span).actions == naive_backtest(policy, register, *span)
+
+    check()
