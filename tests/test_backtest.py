@@ -347,6 +347,62 @@ def test_streaming_over_many_chunks_keeps_nothing_and_changes_nothing(kept, monk
         assert out.getvalue() == expected, fmt
 
 
+# ---- row order and threads ----------------------------------------------------------------------
+
+# Orders of the per-day facts tables' rows other than the sort the backtest writes (FACTS_ORDER):
+# none (the join's order), reversed, and a fixed shuffle.
+FACTS_ORDERS = {"unsorted": "", "reversed": "ORDER BY day DESC, school_id DESC, subject_id DESC",
+                "shuffled": "ORDER BY hash(subject_id, school_id, day)"}
+
+
+def _answers(result) -> tuple:
+    return result.actions, result.first_met, result.weekly, result.action_count, result.subjects_acted
+
+
+@pytest.mark.parametrize("order", FACTS_ORDERS.values(), ids=FACTS_ORDERS.keys())
+def test_the_answers_do_not_depend_on_the_facts_row_order(kept, monkeypatch, order):
+    # burton-hathow: a rule reading the ledger (re-read day by day), once per run, leaver and school
+    # scopes; chunks of 5 days, so the ledger rule's candidates cross chunks too.
+    monkeypatch.setattr(backtest, "FACTS_ORDER", order)
+    other = run_backtest(checked(REPO / "policies" / "burton-hathow.yaml"), SAMPLE, *STREAM_SPAN)
+    assert _answers(other) == _answers(kept)
+    monkeypatch.setattr(backtest, "CHUNK_SUBJECT_DAYS", 60 * 5)
+    assert _answers(run_backtest(checked(REPO / "policies" / "burton-hathow.yaml"), SAMPLE, *STREAM_SPAN)) == _answers(kept)
+
+
+@pytest.mark.parametrize("order", FACTS_ORDERS.values(), ids=FACTS_ORDERS.keys())
+def test_ranks_do_not_depend_on_the_facts_row_order(monkeypatch, order):
+    # mason-moor ranks pupils within each school and day (rank() over the facts rows).
+    policy = checked(REPO / "policies" / "mason-moor.yaml")
+    sorted_ = run_backtest(policy, SAMPLE, *STREAM_SPAN)
+    monkeypatch.setattr(backtest, "FACTS_ORDER", order)
+    assert _answers(run_backtest(policy, SAMPLE, *STREAM_SPAN)) == _answers(sorted_)
+
+
+def test_the_answers_do_not_depend_on_threads_or_row_order_on_a_larger_register(tmp_path, monkeypatch):
+    """1,000 pupils over the academic year: the facts table of the pupil scope (about 190,000 rows,
+    one chunk) fills more than one DuckDB row group (122,880 rows), so its scans and joins run in
+    parallel and come back in no fixed order. One thread with the sort; four threads unsorted and
+    shuffled: the same answers."""
+    from engine.register import load_register
+    from engine.sample import generate_sample
+
+    generate_sample(pupils=1000, schools=2, seed=5, out_dir=tmp_path / "register", format="parquet")
+    policy = checked(REPO / "policies" / "burton-hathow.yaml")
+    span = (date(2025, 9, 3), date(2026, 7, 22))
+
+    def replay(threads: int):
+        register = load_register(tmp_path / "register").register
+        register.connection.execute(f"SET threads = {threads}")
+        return run_backtest(policy, register, *span)
+
+    one = replay(1)
+    assert one.action_count > 1000
+    for order in ("", FACTS_ORDERS["shuffled"]):
+        monkeypatch.setattr(backtest, "FACTS_ORDER", order)
+        assert _answers(replay(4)) == _answers(one), order
+
+
 @pytest.mark.parametrize("args, message", [
     (["--from", "2025-13-01", "--to", "2025-09-30"], "--from must be a date"),
     (["--from", "2025-09-30", "--to", "2025-09-01"], "is before --from"),
