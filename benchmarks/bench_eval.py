@@ -253,18 +253,12 @@ CURRENT_RUNS = {  # name -> (pass-1 aggregate: the last miss, pass-2 aggregate: 
                      "count(DISTINCT o.date) FILTER (WHERE o.date > coalesce(a.lm_run_days_gno, DATE '0001-01-01'))"),
     "run_sessions_ginou": (f"max({SKEY}) FILTER (WHERE o.code IN {P_POS} AND o.code NOT IN ('G', 'I', 'N', 'O', 'U'))",
                            f"count(*) FILTER (WHERE {SKEY} > coalesce(a.lm_run_sessions_ginou, -1))"),
-    "run_days_ginou": (f"max(o.date) FILTER (WHERE o.code IN {P_POS} AND o.code NOT IN ('G', 'I', 'N', 'O', 'U'))",
-                       "count(DISTINCT o.date) FILTER (WHERE o.date > coalesce(a.lm_run_days_ginou, DATE '0001-01-01'))"),
     "run_sessions_i": (f"max({SKEY}) FILTER (WHERE o.code IN {P_POS} AND o.code <> 'I')",
                        f"count(*) FILTER (WHERE {SKEY} > coalesce(a.lm_run_sessions_i, -1))"),
-    "run_days_i": (f"max(o.date) FILTER (WHERE o.code IN {P_POS} AND o.code <> 'I')",
-                   "count(DISTINCT o.date) FILTER (WHERE o.date > coalesce(a.lm_run_days_i, DATE '0001-01-01'))"),
     "run_days_no": (f"max(o.date) FILTER (WHERE o.code IN {P_POS} AND o.code NOT IN ('N', 'O'))",
                     "count(DISTINCT o.date) FILTER (WHERE o.date > coalesce(a.lm_run_days_no, DATE '0001-01-01'))"),
     "run_sessions_g": (f"max({SKEY}) FILTER (WHERE o.code IN {P_POS} AND o.code <> 'G')",
                        f"count(*) FILTER (WHERE {SKEY} > coalesce(a.lm_run_sessions_g, -1))"),
-    "run_days_g": (f"max(o.date) FILTER (WHERE o.code IN {P_POS} AND o.code <> 'G')",
-                   "count(DISTINCT o.date) FILTER (WHERE o.date > coalesce(a.lm_run_days_g, DATE '0001-01-01'))"),
 }
 # Longest runs: over the possible sessions in the window in order, the length of the matched stretch
 # ending at each session is its position minus the position of the latest miss up to it. A pupil
@@ -285,20 +279,17 @@ LONGEST_RUNS = {  # name -> (pass-1 aggregate: does the pupil have a matching se
 # Ledger measures against an empty ledger: no prior action, so a count is 0 and the time since the
 # last action is "never".
 LEDGER_CONSTANTS = {
-    "since_la_continuous": NEVER, "since_deletion_ground": NEVER, "since_additional_information_run": NEVER,
-    "since_pa_meeting": NEVER, "since_adjusted_attendance_contact": NEVER, "since_medical_evidence": NEVER,
-    "since_unexplained_absence_ewo": NEVER, "since_unauthorised_holiday_la": NEVER,
+    "since_pa_meeting": NEVER, "since_adjusted_attendance_contact": NEVER,
     "since_persistent_lateness_contact": NEVER, "offer_support_ay": 0,
 }
 
 # The metrics each policy's plan must have, in plan order (what compile_policy gives today).
-NATIONAL_METRICS = ["absent_ay", "possible_ay", "guo_sw10", "n_ever", "n_sd5", "run_days_gno", "since_la_continuous",
-                    "since_deletion_ground", "i_ay", "n_sd1", "all_sd10", "all_ever", "all_d5"]
+NATIONAL_METRICS = ["absent_ay", "possible_ay", "guo_sw10", "n_ever", "n_sd5", "run_days_gno", "i_ay", "n_sd1", "all_sd10", "all_ever", "all_d5"]
 POLICY_METRICS = {
     "national": NATIONAL_METRICS + ["offer_support_ay"],
     # notice-to-improve is disabled, so no `actions with verb offer_support`
     "burton-hathow": NATIONAL_METRICS + [
-        "attending_ay", "run_sessions_ginou", "since_additional_information_run", "run_days_ginou", "ginou_term",
+        "attending_ay", "run_sessions_ginou", "ginou_term",
         "unauthorised_ay", "guo_ay", "authorised_ay", "since_pa_meeting", "absent_sw12", "possible_sw12"],
     "hertfordshire-primary": NATIONAL_METRICS + [
         "offer_support_ay", "guo_tpt", "r_ay", "attending_pterm", "possible_pterm", "attending_pay", "possible_pay",
@@ -308,11 +299,11 @@ POLICY_METRICS = {
         "attending_sw6_xi", "possible_sw6_xi", "unauthorised_ay", "lu_sw6_xi", "u_sw10_xi", "longest_sessions_i_term",
         "i_term"],
     "mason-moor": NATIONAL_METRICS + [
-        "offer_support_ay", "run_sessions_i", "since_medical_evidence", "run_days_i", "lu_mon_am_sw4", "lu_tue_am_sw4",
-        "lu_wed_am_sw4", "lu_thu_am_sw4", "lu_fri_am_sw4", "run_days_no", "since_unexplained_absence_ewo", "absent_sd1",
+        "offer_support_ay", "run_sessions_i", "lu_mon_am_sw4", "lu_tue_am_sw4",
+        "lu_wed_am_sw4", "lu_thu_am_sw4", "lu_fri_am_sw4", "run_days_no", "absent_sd1",
         "attending_tweek", "possible_tweek", "all_fri_pm_tweek", "possible_sw6", "attending_sw6", "attending_ay"],
     "middleton-st-marys": NATIONAL_METRICS + [
-        "offer_support_ay", "guo_w12", "run_sessions_g", "since_unauthorised_holiday_la", "run_days_g", "r_ay",
+        "offer_support_ay", "guo_w12", "run_sessions_g", "r_ay",
         "m_am_sd1", "m_pm_sd1", "lu_sw6", "since_persistent_lateness_contact", "attending_tweek", "possible_tweek",
         "all_fri_am_tweek", "all_fri_pm_tweek", "attending_ay"],
 }
@@ -365,18 +356,11 @@ def expected_specs() -> dict:
         "attending_sw6": s(sw[6], ATTENDING), "possible_sw6": s(sw[6], POSSIBLE), "guo_w12": s(win("last", 12, "weeks"), "GOU"),
         "m_am_sd1": s(sd[1], ["M"], None, "AM"), "m_pm_sd1": s(sd[1], ["M"], None, "PM"),
         "run_days_gno": run("current", "school_days", "GNO"), "run_sessions_ginou": run("current", "sessions", "GINOU"),
-        "run_days_ginou": run("current", "school_days", "GINOU"), "run_sessions_i": run("current", "sessions", "I"),
-        "run_days_i": run("current", "school_days", "I"), "run_days_no": run("current", "school_days", "NO"),
-        "run_sessions_g": run("current", "sessions", "G"), "run_days_g": run("current", "school_days", "G"),
+        "run_sessions_i": run("current", "sessions", "I"), "run_days_no": run("current", "school_days", "NO"),
+        "run_sessions_g": run("current", "sessions", "G"),
         "longest_sessions_i_term": run("longest", "sessions", "I", term),
-        "since_la_continuous": since("la-continuous-absence"),
-        "since_deletion_ground": since("deletion-ground-continuous-absence"),
-        "since_additional_information_run": since("additional-information-run"),
         "since_pa_meeting": since("pa-attendance-officer-meeting", "school_weeks"),
         "since_adjusted_attendance_contact": since("adjusted-attendance-contact", "school_weeks"),
-        "since_medical_evidence": since("medical-evidence"),
-        "since_unexplained_absence_ewo": since("unexplained-absence-ewo"),
-        "since_unauthorised_holiday_la": since("unauthorised-holiday-la"),
         "since_persistent_lateness_contact": since("persistent-lateness-contact", "school_weeks"),
         "offer_support_ay": MetricSpec("action_count", ay, verb="offer_support"),
     }
@@ -576,6 +560,9 @@ def cross_check(con, facts, policy: str, as_of: date, yard: str) -> dict:
     for scope, table in facts.tables.items():
         if scope == "pupil":
             continue
+        if scope == "leaver":
+            problems += _check_leavers(con, table, cols, names, yard, as_of)
+            continue
         register_names = [n for n in names if n not in LEDGER_CONSTANTS]
         sums = ", ".join(f"sum(y.{n}) AS {n}" for n in register_names)
         diff = con.execute(f"""
@@ -597,6 +584,20 @@ def cross_check(con, facts, policy: str, as_of: date, yard: str) -> dict:
     all_same = [n for n, d in zip(names, distinct) if d <= 1 and n not in LEDGER_CONSTANTS]
     return {"as_of": as_of.isoformat(), "ok": not problems, "problems": problems, "mismatched": mismatched,
             "pupils_evaluated": evaluated, "constant": all_same}
+
+
+def _check_leavers(con, table: str, cols: dict, names: list[str], yard: str, as_of: date) -> list[str]:
+    """Leaver rules' subjects (docs/semantics.md, On roll): every pupil with a recorded leave date
+    who had joined by the as-of date, with the same per-pupil values as any pupil."""
+    leavers = (f"SELECT y.* FROM {yard} y JOIN pupils p ON p.school_id = y.school_id AND p.pupil_id = y.pupil_id "
+               f"WHERE p.left_on IS NOT NULL AND (p.joined_on IS NULL OR p.joined_on <= DATE '{as_of.isoformat()}')")
+    row = con.execute(f"""
+        SELECT count(*) FILTER (WHERE y.pupil_id IS NULL OR f.subject_id IS NULL), """ + ", ".join(
+        f"count(*) FILTER (WHERE f.{cols[n]} IS DISTINCT FROM y.{n})" for n in names) + f"""
+        FROM {table} f FULL JOIN ({leavers}) y ON y.school_id = f.school_id AND y.pupil_id = f.subject_id""").fetchone()
+    problems = [f"leaver subjects differ ({row[0]})"] if row[0] else []
+    problems += [f"leaver {cols[n]} ({n}): {c} leavers differ" for n, c in zip(names, row[1:]) if c]
+    return problems
 
 
 def child_main(spec: dict) -> dict:
