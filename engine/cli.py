@@ -577,13 +577,15 @@ def cmd_run(args) -> int:
 
 
 def _ledger_table(actions: list[dict]) -> str:
+    from .sinks import fit_column
+
     if not actions:
         return "No actions.\n"
     lines = [f"{'seq':>6}  {'id':<36}  {'status':<9}  {'as_of':<10}  {'school':<8}  {'subject':<12}  {'rule':<28}  verb"]
     for a in actions:
         s = a["subject"]
         lines.append(f"{a['ledger']['seq']:>6}  {a['id']:<36}  {a['status']:<9}  {a['as_of']:<10}  "
-                     f"{(s.get('school_id') or '-')[:8]:<8}  {(s['id'] or '-')[:12]:<12}  {a['rule'][:28]:<28}  {a['verb']}")
+                     f"{fit_column(s.get('school_id') or '-', 8)}  {fit_column(s['id'] or '-', 12)}  {fit_column(a['rule'], 28)}  {a['verb']}")
     return "\n".join(lines) + "\n"
 
 

@@ -37,6 +37,11 @@ def _params_text(params: dict) -> str:
     return ", ".join(f"{k}={', '.join(v) if isinstance(v, list) else v}" for k, v in params.items())
 
 
+def fit_column(text: str, width: int) -> str:
+    """`text` padded to `width`, or cut to it with an ellipsis, so a cut is never read as the whole."""
+    return f"{text:<{width}}" if len(text) <= width else text[:width - 1] + "…"
+
+
 def to_table(actions: list[dict], evaluation=None, limit: int = 50) -> str:
     """A summary for people: counts per rule, then the first actions with their reasons."""
     lines = []
@@ -66,7 +71,7 @@ def to_table(actions: list[dict], evaluation=None, limit: int = 50) -> str:
         action = a["verb"] + (f" ({_params_text(a['params'])})" if a["params"] else "")
         if a["advisory"]:
             action = "may: " + action
-        lines.append(f"{subject[:18]:<18} {a['rule'][:28]:<28} {action[:38]:<38} {a['reason']}")
+        lines.append(f"{fit_column(subject, 18)} {fit_column(a['rule'], 28)} {fit_column(action, 38)} {a['reason']}")
     if len(actions) > limit:
         lines.append(f"... and {len(actions) - limit} more (use --format jsonl or csv for all of them)")
     return "\n".join(lines) + "\n"

@@ -155,3 +155,14 @@ def test_eval_says_how_many_register_problems_it_did_not_list(rollbook, tmp_path
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.count("marks.csv line") == 200
     assert "... and 20 more problem(s) not listed" in result.stderr
+
+
+def test_table_marks_cut_columns_with_an_ellipsis():
+    """A table cell too long for its column ends with an ellipsis; one that fits is padded."""
+    from engine.sinks import to_table
+
+    action = {"subject": {"kind": "pupil", "id": "P1"}, "rule": "r" * 30, "verb": "notify",
+              "params": {"message": "Attendance has dropped below the threshold"}, "advisory": False,
+              "reason": "Pupil P1: attendance is low."}
+    row = to_table([action]).splitlines()[-1]
+    assert row.startswith("P1                 " + "r" * 27 + "… notify (message=Attendance has droppe… Pupil P1")
