@@ -13,7 +13,6 @@ from pathlib import Path
 from .check import CheckedPolicy, check_policy
 from .diagnostics import Diagnostic, Sources, has_errors
 from .load import load_policy, merge_policy
-from .validate import validate_document
 
 POLICY_SUFFIXES = (".yaml", ".yml")
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
@@ -39,6 +38,8 @@ def check_policy_file(path: Path | str) -> PolicyCheck:
     sources = Sources(dict(texts))
     if loaded is None:
         return PolicyCheck(str(path), None, diagnostics, sources)
+    from .validate import validate_document
+
     schema_problems = []
     for doc in loaded.chain:
         schema_problems.extend(validate_document(doc))
@@ -193,10 +194,16 @@ def checked_policy(policy) -> CheckedPolicy:
     the policy's errors."""
     if isinstance(policy, CheckedPolicy):
         return policy
+    from .check_cache import cached_policy, keep_policy
+
+    kept = cached_policy(str(policy))
+    if kept is not None:
+        return kept
     result = check_policy_file(policy)
     if not result.ok:
         raise RollbookError(f"the policy {policy} has errors; run `rollbook check {policy}`",
                             [d for d in result.diagnostics if d.severity == "error"])
+    keep_policy(str(policy), result.sources.texts, result.policy)
     return result.policy
 
 

@@ -40,6 +40,7 @@ rule on each day over that day's candidates (cheap for a school, slow for a trus
 
 from __future__ import annotations
 
+import json
 import time
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
@@ -53,8 +54,8 @@ from .compile import (
     AllOf, AnyOf, Comparison, MetricRef, Plan, compile_policy, current_run_metric, metrics_in,
 )
 from .metrics import (
-    NEVER, Facts, _Builder, _calendar_start, _codes_sql, _lit, _names_pupil, _school_window, evaluated_pupils, predicate_sql,
-    run_start_column,
+    COUNTED_MARKS_JSON, NEVER, Facts, _Builder, _calendar_start, _codes_sql, _lit, _names_pupil, _school_window,
+    evaluated_pupils, predicate_sql, run_start_column,
 )
 
 LEDGER_KINDS = ("action_count", "since_action")
@@ -655,15 +656,14 @@ class _Replay:
             which = " ".join(f"WHEN {k} THEN {self.builder.mark_filter(m)}" for k, m in enumerate(sessions))
             # metrics.counted_marks for every day at once: its on-roll condition with each row's day as as-of.
             for day, k, school_id, pupil_id, marks in con.execute(
-                    "SELECT n.day, n.k, m.school_id, m.pupil_id, "
-                    "list({'date': strftime(m.date, '%Y-%m-%d'), 'session': m.session, 'code': m.code} ORDER BY m.date, m.session) "
+                    f"SELECT n.day, n.k, m.school_id, m.pupil_id, {COUNTED_MARKS_JSON} "
                     "FROM marks m JOIN pupils p ON p.pupil_id = m.pupil_id AND p.school_id = m.school_id "
                     "JOIN bt_ev_needs n ON n.school_id = m.school_id AND n.pupil_id = m.pupil_id "
                     "JOIN bt_days b ON b.school_id = m.school_id AND b.day = n.day "
                     "WHERE m.date <= n.day AND (p.joined_on IS NULL OR m.date >= p.joined_on) "
                     "AND (p.left_on IS NULL OR m.date <= p.left_on) "
                     f"AND coalesce(CASE n.k {which} END, false) GROUP BY ALL").fetchall():
-                evidence[day][sessions[k]][(school_id, pupil_id)] = marks
+                evidence[day][sessions[k]][(school_id, pupil_id)] = json.loads(marks)
         # The facts rows and window bounds of every day, in two reads instead of two a day.
         rows: dict[date, dict] = {day: {} for day in emitted}
         for scope, table in self.row_tables.items():

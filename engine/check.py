@@ -18,8 +18,21 @@ from .codes import CATEGORIES, national_codes
 from .diagnostics import Diagnostic, Span, did_you_mean, error, warning
 from .format_condition import format_condition
 from .load import Located, MergedPolicy
-from .parse import keywords, parse_condition
-from .validate import action_verbs
+
+
+# The parser (Lark) and the schema's verbs (jsonschema) are imported only when a policy is being
+# checked, so a command that reuses a checked policy (engine/check_cache.py) never loads them.
+def _keywords() -> frozenset[str]:
+    from .parse import keywords
+
+    return keywords()
+
+
+def _action_verbs():
+    from .validate import action_verbs
+
+    return action_verbs()
+
 
 # ---- the checked policy: plain data handed to the compiler --------------------------------
 
@@ -349,9 +362,9 @@ class _RuleChecker:
     def _check_selector(self, selector: ast.ActionSelector):
         if selector.rule is not None:
             self.ctx.referenced_rules.append((selector.rule, selector.span, self))
-        elif selector.verb not in action_verbs():
+        elif selector.verb not in _action_verbs():
             self.err("name.verb", f"unknown action verb `{selector.verb}`", selector,
-                     hint=did_you_mean(selector.verb, action_verbs()), expected=", ".join(action_verbs()))
+                     hint=did_you_mean(selector.verb, _action_verbs()), expected=", ".join(_action_verbs()))
 
     def _check_filter(self, f: ast.SessionFilter, measure):
         codes = f.codes
@@ -525,7 +538,7 @@ def _check_parameters(merged: MergedPolicy) -> tuple[dict[str, Parameter], list[
     for name, located in merged.parameters.items():
         located = rejected.get(name, located)
         spec, doc = located.value, located.doc
-        if name in keywords():
+        if name in _keywords():
             diagnostics.append(error("parameter.reserved", f"`{name}` is a reserved word of the condition language and cannot "
                                      "name a parameter", doc.span(located.path, key=True),
                                      hint=f"rename it, e.g. `{name}_threshold` (the reserved words are listed in docs/language.md)"))
@@ -589,6 +602,8 @@ def _parse_when(doc, when_path: tuple, text: str):
     if key not in _PARSED:
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
+        from .parse import parse_condition
+
         _PARSED[key] = parse_condition(text, doc.path, doc.locator(when_path))
     tree, syntax = _PARSED[key]
     return tree, list(syntax)
@@ -660,7 +675,7 @@ def check_policy(merged: MergedPolicy) -> tuple[CheckedPolicy | None, list[Diagn
     leaf = merged.chain[0]
     for name in (leaf.data.get("parameters") or {}):
         if name not in ctx.used_parameters and name in parameters and parameters[name].defined_in == leaf.path \
-                and name not in keywords():
+                and name not in _keywords():
             declared_in_base = any(name in (d.data.get("parameters") or {}) for d in merged.chain[1:])
             if not declared_in_base:
                 diagnostics.append(warning("parameter.unused", f"parameter `{name}` is not used by any rule",

@@ -760,7 +760,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "emitted unless every register row is valid.",
                        epilog="Example: rollbook eval --policy policies/burton-hathow.yaml "
                               "--register examples/sample-register --as-of 2026-03-13 --format table")
-    p.add_argument("--policy", required=True, metavar="FILE", help="the policy file (it may extend others)")
+    p.add_argument("--policy", required=True, metavar="FILE",
+                   help="the policy file (it may extend others); once checked, it is kept in ~/.cache/rollbook and "
+                        "reused while it and its bases are unchanged (ROLLBOOK_NO_CACHE=1 turns that off)")
     p.add_argument("--register", required=True, metavar="PATH",
                    help="a register folder with marks, pupils and optionally calendar (.csv, .parquet or .jsonl); "
                         "see docs/register-format.md")
