@@ -387,7 +387,7 @@ def _columns_read(connection, table: str, scope: str, plan: Plan, facts: Facts) 
     """The facts table's columns the evidence and reasons read (in table order), not every
     pupil attribute and every other rule's atoms."""
     wanted = {"school_id", "subject_id", *facts.metric_columns.values(), *facts.rank_columns.get(scope, {}).values(),
-              *(run_start_column(c) for m, c in facts.metric_columns.items() if m.kind == "run" and m.run_which == "current")}
+              *(run_start_column(c) for m, c in facts.metric_columns.items() if m.is_current_run)}
     for (rule_id, _), columns in facts.atom_columns.items():
         wanted.update(columns)
     described = connection.execute(f"SELECT * FROM {table} LIMIT 0").description
@@ -414,7 +414,7 @@ class _RuleTemplate:
             sessions = (expr.metric if isinstance(expr, MetricRef) and expr.metric.kind == "sessions"
                         and subject_kind(rule.scope) == "pupil" else None)
             run_start = (run_start_column(facts.metric_columns[expr.metric]) if isinstance(expr, MetricRef)
-                         and expr.metric.kind == "run" and expr.metric.run_which == "current" else None)
+                         and expr.metric.is_current_run else None)
             self.measures.append((text, expr, window, sessions, run_start))
         self.comparisons = [(atom.text, getattr(atom, "op", None), facts.atom_columns[(rule.id, k)])
                             for k, atom in enumerate(compiled.atoms)]

@@ -313,7 +313,7 @@ class _Replay:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {table} "
                              "(day DATE, school_id VARCHAR, pupil_id VARCHAR, v BIGINT, s DATE)")
             one = Plan(self.plan.policy, (), (m,), ())
-            start = run_start_column("m0") if m.run_which == "current" else "NULL::DATE"
+            start = run_start_column("m0") if m.is_current_run else "NULL::DATE"
             for day in self.days:
                 b = _Builder(one, day, self.con)
                 b.build_windows("bt_fb_windows")
@@ -383,7 +383,7 @@ class _Replay:
         days_sql = ", ".join(_lit(d) for d in days)
         register_metrics = [m for m in self.plan.metrics if m.kind not in LEDGER_KINDS]
         selects = [f"{self.metric_sql(m)} AS {self.columns[m]}" for m in register_metrics]
-        current_runs = [m for m in register_metrics if m.kind == "run" and m.run_which == "current"]
+        current_runs = [m for m in register_metrics if m.is_current_run]
         selects += [f"{self.run_start_sql(m)} AS {run_start_column(self.columns[m])}" for m in current_runs]
         for m in self.longest:
             lo, hi = self._positions(m.window)

@@ -62,6 +62,11 @@ class MetricSpec:
     verb: str | None = None
     elapsed_unit: str | None = None  # school_days | school_weeks | days
 
+    @property
+    def is_current_run(self) -> bool:
+        """A current run: its first day is computed with it (`once_per: run`, evidence `run_start`)."""
+        return self.kind == "run" and self.run_which == "current"
+
 
 # Numeric expressions. Every value is an exact rational; a Ratio with a zero denominator, a
 # missing attribute, or a division by zero is undefined.
@@ -344,7 +349,7 @@ def current_run_metric(compiled: CompiledRule) -> MetricSpec | None:
     if compiled.rule.repeat.once_per != "run":
         return None
     for _, expr in compiled.measures:
-        if isinstance(expr, MetricRef) and expr.metric.kind == "run" and expr.metric.run_which == "current":
+        if isinstance(expr, MetricRef) and expr.metric.is_current_run:
             return expr.metric
     return None
 

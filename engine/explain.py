@@ -469,7 +469,7 @@ def _count_miss(ctx: _RuleContext, measure, op: str, threshold: Fraction, value:
         out["needed"]["sessions"] = change
         out["miss"] = text
         return out
-    if metric is not None and metric.kind == "run" and metric.run_which == "current" and change > 0:
+    if metric is not None and metric.is_current_run and change > 0:
         unit = "sessions" if metric.run_unit == "sessions" else "school days"
         matching = _filter_words(dataclasses.replace(metric, half=None, weekdays=None), unit)
         out["miss"] = (f"{change} more consecutive {matching} after the current run would make it {target}, which is "
@@ -913,7 +913,7 @@ def _measure_entry(x: _Explainer, ctx: _RuleContext, text: str, expr, sessions) 
     metric = expr.metric if isinstance(expr, MetricRef) else (expr.numerator if isinstance(expr, RateRef) else None)
     if metric is not None and metric.window is not None:
         entry["window"] = x.window_info(metric.window, ctx.row, ctx.scope)
-    if isinstance(expr, MetricRef) and expr.metric.kind == "run" and expr.metric.run_which == "current":
+    if isinstance(expr, MetricRef) and expr.metric.is_current_run:
         start = ctx.row.get(run_start_column(x.facts.metric_columns[expr.metric]))
         if start is not None:
             entry["run_start"] = start.isoformat()

@@ -160,7 +160,7 @@ class _Builder:
                 aggregates.append(f"count(*) FILTER (WHERE {self.mark_filter(m)}) AS {col}")
             elif m.kind == "minutes_late":
                 aggregates.append(f"coalesce(sum(m.minutes_late) FILTER (WHERE {self.in_window(m.window)}), 0) AS {col}")
-            elif m.kind == "run" and m.run_which == "current":
+            elif m.is_current_run:
                 # The run ending with the latest possible session (day) is everything after the
                 # latest one that does not match: find that one here, count what follows below.
                 rows, matched, key = self._run_parts(m)
@@ -385,7 +385,7 @@ def build_facts(plan: Plan, connection, as_of: date, *, marks="marks", pupils="p
     pupil_table = f"{prefix}_pupil_metrics"
     connection.execute(f"CREATE OR REPLACE TEMP TABLE {pupil_table} AS {b.pupil_metrics_sql(bounds)}")
     register_metrics = [c for m, c in b.metric_columns.items() if m.kind in ("sessions", "minutes_late", "run")]
-    run_starts = [run_start_column(c) for m, c in b.metric_columns.items() if m.kind == "run" and m.run_which == "current"]
+    run_starts = [run_start_column(c) for m, c in b.metric_columns.items() if m.is_current_run]
     tables, atom_columns, rank_columns = {}, {}, {}
     for scope in plan.scopes:
         rules = [r for r in plan.rules if r.rule.scope == scope]
