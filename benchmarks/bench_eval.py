@@ -33,7 +33,8 @@ Every measurement runs in its own interpreter (a child of this script), so neith
 peaks pollute each other. Also printed: per (size, format) the mark count and a bare scan of the
 marks file (count(*), which Parquet answers from its footer, and a scan that decodes every column
 the metrics read), where each eval's time goes (run_evaluation's own timings), and `rollbook eval`
-from the command line on the one-school register (issue target <= 1 s).
+from the command line on the one-school register (issue target <= 1 s), with the policy checked in
+the run and with the checked policy kept from an earlier run (engine/check_cache.py).
 
 The yardstick is literal SQL (BOUNDS_SQL, METRIC_SQL, CURRENT_RUNS, LONGEST_RUNS), written from
 docs/semantics.md, not generated from the Plan. The metrics each policy's plan must have are
@@ -741,11 +742,12 @@ def run_child(spec: dict, scratch: Path) -> dict:
     return result
 
 
-def time_cli(args_list: list[str], repeat: int) -> dict:
+def time_cli(args_list: list[str], repeat: int, env: dict | None = None) -> dict:
     times, rss, code = [], [], 0
     for _ in range(repeat):
         t = time.perf_counter()
-        proc = subprocess.Popen(args_list, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(args_list, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         times.append(time.perf_counter() - t)
         proc.returncode = code = os.waitstatus_to_exitcode(status)
@@ -965,20 +967,27 @@ def main() -> int:
             engines = ["builtin"] + (["auto"] if durable else [])
             print(f"\n== `rollbook eval` from the command line on the {cli_size} register (one school, "
                   f"{SIZES[cli_size][0]:,} pupils): wall s and peak MB (issue target <= 1 s); auto = the CLI's default "
-                  "engine (durable-rules here)")
-            print(f"{'policy':22} " + " ".join(f"{f + ' ' + e:>18}" for f in cli_formats for e in engines))
+                  "engine (durable-rules here);\n   checked = the policy checked in the run (ROLLBOOK_NO_CACHE=1, as on "
+                  "a first run after a policy changes), kept = the checked policy reused (engine/check_cache.py)")
+            print(f"{'policy':22} " + " ".join(f"{f + ' ' + e + ' ' + k:>18}" for f in cli_formats for e in engines
+                                               for k in ("checked", "kept")))
             for policy in cli_policies:
                 cells = []
                 for fmt in cli_formats:
                     folder, _ = ensure_register(cache, cli_size, fmt, args.seed)
                     as_of = date.fromisoformat(args.as_of) if args.as_of else last_open_day(folder)
                     for e in engines:
-                        r = time_cli([str(exe), "eval", "--policy", str(REPO / "policies" / f"{policy}.yaml"),
-                                      "--register", str(folder), "--as-of", as_of.isoformat(), "--rules-engine", e,
-                                      "--out", str(scratch / "actions.jsonl")], repeat)
-                        report["cli"].append(dict(r, size=cli_size, format=fmt, policy=policy, engine=e))
-                        cells.append(f"{r['wall']:6.3f} s {r['peak_mb']:4.0f} MB" + ("" if r["exit"] == 0 else f" exit {r['exit']}"))
-                        failures += r["exit"] != 0
+                        command = [str(exe), "eval", "--policy", str(REPO / "policies" / f"{policy}.yaml"),
+                                   "--register", str(folder), "--as-of", as_of.isoformat(), "--rules-engine", e,
+                                   "--out", str(scratch / "actions.jsonl")]
+                        checked = time_cli(command, repeat, dict(os.environ, ROLLBOOK_NO_CACHE="1"))
+                        time_cli(command, 1)  # keeps the checked policy for the runs below
+                        kept = time_cli(command, repeat)
+                        for r, policy_cache in ((checked, "checked"), (kept, "kept")):
+                            report["cli"].append(dict(r, size=cli_size, format=fmt, policy=policy, engine=e,
+                                                      policy_cache=policy_cache))
+                            cells.append(f"{r['wall']:6.3f} s {r['peak_mb']:4.0f} MB" + ("" if r["exit"] == 0 else f" exit {r['exit']}"))
+                            failures += r["exit"] != 0
                 print(f"{policy:22} " + " ".join(f"{c:>18}" for c in cells), flush=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
