@@ -844,14 +844,18 @@ class _Loader:
             self.sql(f"UPDATE {t} SET school_id = p.school_id FROM _rb_pupils p WHERE p.pupil_id = {t}.pupil_id")
 
     def check_marks(self, marks: _Source, pupils: _Source, calendar: _Source | None) -> None:
-        """Count every kind of problem in two passes over the marks (row checks; then the join to
-        pupils and calendar, with duplicates); fetch offending rows only if a count is non-zero."""
+        """Decide from two small aggregates whether the marks are clean (marks_look_clean); if
+        they may not be, count every kind of problem exactly (row checks; then the join of every
+        mark to its pupil and calendar day, with duplicates) and fetch the offending rows of each
+        non-zero count."""
         if self.fill_school_from_pupils:
             self.fill_marks_school(marks, pupils)
             if self.problems:
                 return
         row_checks = self.marks_row_checks(marks)
         relational = self.marks_relational_checks(marks, pupils, calendar)
+        if self.marks_look_clean(marks, pupils, row_checks, relational, calendar is not None):
+            return
         source = self.marks_relational_source(calendar is not None)
 
         def counts() -> dict[str, int]:
@@ -885,6 +889,60 @@ class _Loader:
                 self.row_check(marks, column, condition, select, message, hint, count=found[name], table=source)
         if found["duplicate"]:
             self.report_duplicates(marks, found["duplicate"])
+
+    # Above this many bits (128 MiB) in all of the per-pupil bitstrings of marks_look_clean (a
+    # date far from the rest widens every pupil's), the exact queries decide instead.
+    PUPIL_BITS_LIMIT = 2 ** 30
+
+    def marks_look_clean(self, marks: _Source, pupils: _Source, row_checks: list[tuple],
+                         relational: dict[str, tuple], with_calendar: bool) -> bool:
+        """True only when every count of check_marks would be zero; False when any might not be
+        (the exact queries then count and report). Joining nine million marks to their pupils and
+        calendar days costs about as much as typing them; these two aggregates cost much less:
+
+        - marks by (school_id, date, session, code), joined to the calendar: the checks that read
+          only those columns, with the very conditions the exact queries use, weighted by count;
+        - only when that finds nothing (so every date and session is valid), marks by (school_id,
+          pupil_id), joined to pupils: unknown pupils (the same condition), a first mark other
+          than Z before joined_on, a last mark after left_on, and duplicates as the pupil's marks
+          less the distinct (date, session) keys in a bitstring over the register's dates.
+
+        Duplicates of unknown pupils are counted here but not by the exact bitstring query; it
+        does not matter, as an unmatched (school_id, pupil_id) always fails another check (an
+        empty pupil_id or school_id, or an unknown pupil)."""
+        t = self.marks_table
+        by_day = {"school_id", "date", "session", "code"}
+        day_checks = [c[1] for c in row_checks if c[0] in by_day]
+        if "closed_session" in relational:
+            day_checks.append(relational["closed_session"][1])
+        calendar_cols = ", c.open_am, c.open_pm, c.date AS _calendar_date" if with_calendar else ""
+        calendar_join = "LEFT JOIN _rb_calendar c ON c.school_id = d.school_id AND c.date = d.date" if with_calendar else ""
+        filters = ", ".join(f"coalesce(sum(_n) FILTER (WHERE {condition}), 0)" for condition in day_checks)
+        *found, bad_minutes, first, last = self.sql(f"""
+            SELECT {filters}, coalesce(sum(_bad_minutes), 0), min(date), max(date)
+            FROM (SELECT d.school_id, d.date, d.session, d.code, d._n, d._bad_minutes{calendar_cols}
+                  FROM (SELECT school_id, date, session, code, count(*) AS _n, count(_bad_minutes) AS _bad_minutes
+                        FROM {t} GROUP BY ALL) d
+                  {calendar_join})""").fetchone()
+        if any(found) or bad_minutes or first is None:
+            return False
+        span = ((last - first).days + 1) * 2
+        if pupils.rows * span > self.PUPIL_BITS_LIMIT:
+            return False
+        # Every date and session is valid by now (the first aggregate), so every mark has a key.
+        key = f"date_diff('day', DATE '{first}', date) * 2 + CASE session WHEN 'PM' THEN 1 ELSE 0 END"
+        unknown = relational["unknown_pupil"][1]
+        found = self.sql(f"""
+            SELECT count(*) FILTER (WHERE pupil_id IS NULL), count(*) FILTER (WHERE {unknown}),
+                   count(*) FILTER (WHERE _first_not_z < joined_on), count(*) FILTER (WHERE _last > left_on),
+                   coalesce(sum(_duplicates), 0)
+            FROM (SELECT g.*, p.pupil_id AS _pupil, p.joined_on, p.left_on
+                  FROM (SELECT school_id, pupil_id, min(date) FILTER (WHERE code <> 'Z') AS _first_not_z,
+                               max(date) AS _last,
+                               count(*) - bit_count(bitstring_agg({key}, 0, {span - 1})) AS _duplicates
+                        FROM {t} GROUP BY school_id, pupil_id) g
+                  LEFT JOIN _rb_pupils p ON p.school_id = g.school_id AND p.pupil_id = g.pupil_id)""").fetchone()
+        return not any(found)
 
     def marks_row_checks(self, marks: _Source) -> list[tuple]:
         """(column, condition, columns to fetch, message(row), hint) for checks of a mark alone."""
