@@ -243,6 +243,12 @@ REJECTIONS = [
      [("marks.csv", 5, "code", "unknown attendance code 'l'")]),
     ("empty code", {"marks": "+P1,2025-09-04,AM,,\n"},
      [("marks.csv", 5, "code", "code is empty")]),
+    ("blank code", {"marks": "+P1,2025-09-04,AM,  ,\n"},
+     [("marks.csv", 5, "code", "code is empty")]),
+    ("unknown code with spaces", {"marks": "+P1,2025-09-04,AM, A ,\n"},
+     [("marks.csv", 5, "code", "unknown attendance code 'A'")]),
+    ("lower-case code with spaces", {"marks": "+P1,2025-09-04,pm , l,\n"},
+     [("marks.csv", 5, "code", "unknown attendance code 'l'")]),
     ("duplicate mark", {"marks": "+P1,2025-09-04,AM,/,\nP1,2025-09-03,AM,L,3\n"},
      [("marks.csv", 6, "session", "duplicate mark for pupil 'P1' on 2025-09-03 AM (first at line 2)")]),
     ("duplicate mark with spaces", {"marks": "+ P1 ,2025-09-03,AM,/,\n"},
@@ -263,6 +269,10 @@ REJECTIONS = [
      [("marks.csv", 5, "session", "session 'XX' is not AM or PM"), ("marks.csv", 6, "session", "session 'A M' is not AM or PM")]),
     ("empty session", {"marks": "+P1,2025-09-04,,/,\n"},
      [("marks.csv", 5, "session", "session is empty")]),
+    ("blank session", {"marks": "+P1,2025-09-04,  ,/,\n"},
+     [("marks.csv", 5, "session", "session is empty")]),
+    ("bad session with spaces", {"marks": "+P1,2025-09-04, xx ,/,\n"},
+     [("marks.csv", 5, "session", "session 'XX' is not AM or PM")]),
     ("mark before joined_on", {"marks": "+P2,2025-09-09,AM,/,\n"},
      [("marks.csv", 5, "date", "mark '/' on 2025-09-09 AM is before pupil 'P2' joined on 2025-09-10")]),
     ("mark after left_on", {"marks": "+P2,2025-10-01,PM,N,\n"},
@@ -377,6 +387,13 @@ def test_retired_codes_are_rejected_with_their_replacement(tmp_path, code):
     load = register(tmp_path, marks=MARKS + f"P1,2025-09-04,AM,{code},\n")
     assert problems(load) == [("marks.csv", 5, "code", f"code {code!r} was retired in 2024 and is not accepted")]
     assert load.problems[0].hint == national_codes().retired[code]
+
+
+def test_hints_for_codes_with_spaces_are_those_of_the_trimmed_code(tmp_path):
+    load = register(tmp_path, marks=MARKS + "P1,2025-09-04,AM, l ,\nP1,2025-09-05,AM,H ,\n")
+    assert [(p.row, p.message, p.hint) for p in load.problems] == [
+        (5, "unknown attendance code 'l'", "codes are upper case: did you mean 'L'?"),
+        (6, "code 'H' was retired in 2024 and is not accepted", H_HINT)]
 
 
 def test_hints_say_what_to_do(tmp_path):
@@ -727,6 +744,19 @@ def test_the_quick_check_agrees_with_the_exact_checks_on_random_registers(tmp_pa
     assert verdicts == [exact.ok], exact.report()
 
 
+def test_code_and_session_are_enums_of_the_whole_catalogue(tmp_path):
+    load = register(tmp_path)
+    con = load.register.connection
+    code_type, session_type = con.execute("SELECT typeof(code), typeof(session) FROM marks LIMIT 1").fetchone()
+    assert code_type.startswith("ENUM(") and session_type == "ENUM('AM', 'PM')"
+    # Every code of the catalogue, in text order, though the file has three of them.
+    assert con.execute("SELECT enum_range(code) FROM marks LIMIT 1").fetchone()[0] == sorted(national_codes().codes)
+    assert con.execute("SELECT count(*) FROM marks WHERE code IN ('Y7', 'X') OR code = 'L'").fetchone() == (1,)
+    assert con.execute("SELECT code FROM marks ORDER BY code").fetchall() == [("/",), ("L",), ("\\",)]
+    assert con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'marks'").fetchall() == [
+        ("pupil_id",), ("school_id",), ("date",), ("session",), ("code",), ("minutes_late",)]
+
+
 def test_loading_twice_into_one_connection(tmp_path):
     con = duckdb.connect()
     first = register(tmp_path / "a", calendar=CALENDAR, connection=con)
@@ -737,6 +767,9 @@ def test_loading_twice_into_one_connection(tmp_path):
     assert second.ok, second.report()
     assert table(second, "marks") == sorted(BASE_MARKS + [("P1", "", date(2025, 9, 4), "AM", "L", 7)])
     assert con.execute("SELECT count(*) FROM marks WHERE code IN ('L', 'U') AND session = 'AM'").fetchone() == (2,)
+    # The second load reused the ENUM types of the first.
+    assert con.execute("SELECT count(*) FROM duckdb_types() WHERE type_name LIKE 'rb_code_%'").fetchone() == (1,)
+    assert con.execute("SELECT typeof(code) FROM marks LIMIT 1").fetchone()[0].startswith("ENUM(")
 
 
 # --------------------------------------------------------------------------- calendar
