@@ -13,8 +13,9 @@ Canonical tables (created in the DuckDB connection, replacing tables of the same
     pupil_id     VARCHAR
     school_id    VARCHAR   '' when neither marks nor pupils have a school_id column
     date         DATE
-    session      VARCHAR   'AM' | 'PM'
-    code         VARCHAR   a symbol of the national code catalogue (engine.codes)
+    session      ENUM      'AM' | 'PM' (type rb_session_<hash>, see `enum_type`)
+    code         ENUM      a symbol of the national code catalogue (engine.codes); the type
+                           (rb_code_<hash>) has every code of the catalogue, in sorted order
     minutes_late INTEGER   NULL when not given; never negative
 
 ``pupils``, one row per pupil per school (the same pupil_id may be on roll at two schools)::
@@ -42,6 +43,7 @@ Parquet, the 1-based row index. `RegisterProblem.row_unit` says which ('line' or
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -176,6 +178,18 @@ def normalise_header(name: str) -> str:
     runs of spaces or hyphens become underscores ('Pupil ID' -> 'pupil_id')."""
     name = name.replace("\ufeff", "").strip().lower()
     return re.sub(r"[\s\-]+", "_", name)
+
+
+def enum_type(con: duckdb.DuckDBPyConnection, stem: str, members: Iterable[str]) -> str:
+    """The name of an ENUM type of `members` in sorted order, created in `con` if it is not there
+    yet. The name carries a hash of the members, so a second load into the same connection reuses
+    the type, and a type of the same stem with other members cannot be mistaken for it. Sorted
+    members make ORDER BY give the same order as on text."""
+    members = sorted(members)
+    digest = hashlib.sha256("\n".join(members).encode()).hexdigest()[:12]
+    name = f"{stem}_{digest}"
+    con.execute(f"CREATE TYPE IF NOT EXISTS {name} AS ENUM ({', '.join(_lit(m) for m in members)})")
+    return name
 
 
 def _strict_date(x: str) -> str:
@@ -405,6 +419,9 @@ class _Loader:
         self.problems = _Problems(max_problems)
         self.staging: list[str] = []
         self.catalogue = national_codes()
+        # Every valid code, not only those in the file: a policy may name any of them.
+        self.code_type = enum_type(con, "rb_code", self.catalogue.codes)
+        self.session_type = enum_type(con, "rb_session", ("AM", "PM"))
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -776,19 +793,25 @@ class _Loader:
 
     def stage_marks(self, src: _Source, pupils: _Source) -> bool:
         """Type the marks in one pass over the file. Values are not trimmed here (that costs a
-        second on a trust's year); normalise_marks_whitespace fixes the rows that need it."""
+        second on a trust's year); normalise_marks_whitespace fixes the rows that need it.
+
+        session and code are ENUMs (rules compare codes with lists of codes: as integers that is
+        a third faster on a trust's year). A value that is not a member is NULL there and kept as
+        text in _bad_session / _bad_code for the checks to quote."""
         cols = src.columns
         school = self.marks_school(src, pupils)
         self.fill_school_from_pupils = school is None
         date_value, date_bad = _date_from(*cols["date"])
         session_text = _text_from(*cols["session"], trim=False)
+        code_text = _text_from(*cols["code"], trim=False)
+        canonical = f"{session_text} IN ('AM', 'PM')"
         select = [
             f"{_text_from(*cols['pupil_id'], trim=False)} AS pupil_id",
             f"{school if school is not None else 'CAST(NULL AS VARCHAR)'} AS school_id",
             f"{date_value} AS date",
             # Canonical values pass through untouched; only others pay for normalising.
-            f"CASE WHEN {session_text} IN ('AM', 'PM') THEN {session_text} ELSE upper(trim({session_text})) END AS session",
-            f"{_text_from(*cols['code'], trim=False)} AS code",
+            f"TRY_CAST(CASE WHEN {canonical} THEN {session_text} ELSE upper(trim({session_text})) END AS {self.session_type}) AS session",
+            f"TRY_CAST({code_text} AS {self.code_type}) AS code",
         ]
         if src.has("minutes_late"):
             column, typ = cols["minutes_late"]
@@ -809,20 +832,30 @@ class _Loader:
         else:
             select += ["CAST(NULL AS INTEGER) AS minutes_late", "CAST(NULL AS VARCHAR) AS _bad_minutes"]
         select.append(f"{date_bad or 'CAST(NULL AS VARCHAR)'} AS _bad_date")
+        select.append(f"CASE WHEN NOT {canonical} AND upper(trim({session_text})) NOT IN ('AM', 'PM') "
+                      f"THEN upper(trim({session_text})) END AS _bad_session")
+        select.append(f"CASE WHEN TRY_CAST({code_text} AS {self.code_type}) IS NULL THEN {code_text} END AS _bad_code")
         return self.materialise(src, self.marks_table, select)
 
     def normalise_marks_whitespace(self, marks: _Source) -> int:
         """Trim surrounding whitespace (and turn blanks into NULL) in the rows that have it.
         Done only when the first checks fail, so clean files never pay for it."""
         t = self.marks_table
-        columns = ["pupil_id", "session", "code", "_bad_date"] + (["school_id"] if marks.has("school_id") else [])
+        # A session or code with whitespace did not cast to its ENUM: its text is in _bad_*.
+        columns = ["pupil_id", "_bad_session", "_bad_code", "_bad_date"] + (["school_id"] if marks.has("school_id") else [])
         needs = " OR ".join(f"({c} <> trim({c}) OR {c} = '')" for c in columns)
         n = self.sql(f"SELECT count(*) FROM {t} WHERE {needs}").fetchone()[0]
         if n:
             trimmed_date = "NULLIF(trim(_bad_date), '')"
+            trimmed_session = "NULLIF(upper(trim(_bad_session)), '')"
+            trimmed_code = "NULLIF(trim(_bad_code), '')"
             self.sql(f"""
                 UPDATE {t} SET pupil_id = NULLIF(trim(pupil_id), ''),{" school_id = NULLIF(trim(school_id), '')," if marks.has("school_id") else ""}
-                    session = NULLIF(upper(trim(session)), ''), code = NULLIF(trim(code), ''),
+                    session = coalesce(session, TRY_CAST({trimmed_session} AS {self.session_type})),
+                    _bad_session = CASE WHEN session IS NULL AND TRY_CAST({trimmed_session} AS {self.session_type}) IS NULL
+                                   THEN {trimmed_session} END,
+                    code = coalesce(code, TRY_CAST({trimmed_code} AS {self.code_type})),
+                    _bad_code = CASE WHEN code IS NULL AND TRY_CAST({trimmed_code} AS {self.code_type}) IS NULL THEN {trimmed_code} END,
                     date = coalesce(date, {_strict_date(trimmed_date)}),
                     _bad_date = CASE WHEN date IS NULL AND ({_strict_date(trimmed_date)}) IS NULL THEN _bad_date END
                 WHERE {needs}
@@ -844,14 +877,18 @@ class _Loader:
             self.sql(f"UPDATE {t} SET school_id = p.school_id FROM _rb_pupils p WHERE p.pupil_id = {t}.pupil_id")
 
     def check_marks(self, marks: _Source, pupils: _Source, calendar: _Source | None) -> None:
-        """Count every kind of problem in two passes over the marks (row checks; then the join to
-        pupils and calendar, with duplicates); fetch offending rows only if a count is non-zero."""
+        """Decide from two small aggregates whether the marks are clean (marks_look_clean); if
+        they may not be, count every kind of problem exactly (row checks; then the join of every
+        mark to its pupil and calendar day, with duplicates) and fetch the offending rows of each
+        non-zero count."""
         if self.fill_school_from_pupils:
             self.fill_marks_school(marks, pupils)
             if self.problems:
                 return
         row_checks = self.marks_row_checks(marks)
         relational = self.marks_relational_checks(marks, pupils, calendar)
+        if self.marks_look_clean(marks, pupils, row_checks, relational, calendar is not None):
+            return
         source = self.marks_relational_source(calendar is not None)
 
         def counts() -> dict[str, int]:
@@ -885,6 +922,60 @@ class _Loader:
                 self.row_check(marks, column, condition, select, message, hint, count=found[name], table=source)
         if found["duplicate"]:
             self.report_duplicates(marks, found["duplicate"])
+
+    # Above this many bits (128 MiB) in all of the per-pupil bitstrings of marks_look_clean (a
+    # date far from the rest widens every pupil's), the exact queries decide instead.
+    PUPIL_BITS_LIMIT = 2 ** 30
+
+    def marks_look_clean(self, marks: _Source, pupils: _Source, row_checks: list[tuple],
+                         relational: dict[str, tuple], with_calendar: bool) -> bool:
+        """True only when every count of check_marks would be zero; False when any might not be
+        (the exact queries then count and report). Joining nine million marks to their pupils and
+        calendar days costs about as much as typing them; these two aggregates cost much less:
+
+        - marks by (school_id, date, session, code), joined to the calendar: the checks that read
+          only those columns, with the very conditions the exact queries use, weighted by count;
+        - only when that finds nothing (so every date and session is valid), marks by (school_id,
+          pupil_id), joined to pupils: unknown pupils (the same condition), a first mark other
+          than Z before joined_on, a last mark after left_on, and duplicates as the pupil's marks
+          less the distinct (date, session) keys in a bitstring over the register's dates.
+
+        Duplicates of unknown pupils are counted here but not by the exact bitstring query; it
+        does not matter, as an unmatched (school_id, pupil_id) always fails another check (an
+        empty pupil_id or school_id, or an unknown pupil)."""
+        t = self.marks_table
+        by_day = {"school_id", "date", "session", "code"}
+        day_checks = [c[1] for c in row_checks if c[0] in by_day]
+        if "closed_session" in relational:
+            day_checks.append(relational["closed_session"][1])
+        calendar_cols = ", c.open_am, c.open_pm, c.date AS _calendar_date" if with_calendar else ""
+        calendar_join = "LEFT JOIN _rb_calendar c ON c.school_id = d.school_id AND c.date = d.date" if with_calendar else ""
+        filters = ", ".join(f"coalesce(sum(_n) FILTER (WHERE {condition}), 0)" for condition in day_checks)
+        *found, bad_minutes, first, last = self.sql(f"""
+            SELECT {filters}, coalesce(sum(_bad_minutes), 0), min(date), max(date)
+            FROM (SELECT d.school_id, d.date, d.session, d.code, d._n, d._bad_minutes{calendar_cols}
+                  FROM (SELECT school_id, date, session, code, count(*) AS _n, count(_bad_minutes) AS _bad_minutes
+                        FROM {t} GROUP BY ALL) d
+                  {calendar_join})""").fetchone()
+        if any(found) or bad_minutes or first is None:
+            return False
+        span = ((last - first).days + 1) * 2
+        if pupils.rows * span > self.PUPIL_BITS_LIMIT:
+            return False
+        # Every date and session is valid by now (the first aggregate), so every mark has a key.
+        key = f"date_diff('day', DATE '{first}', date) * 2 + CASE session WHEN 'PM' THEN 1 ELSE 0 END"
+        unknown = relational["unknown_pupil"][1]
+        found = self.sql(f"""
+            SELECT count(*) FILTER (WHERE pupil_id IS NULL), count(*) FILTER (WHERE {unknown}),
+                   count(*) FILTER (WHERE _first_not_z < joined_on), count(*) FILTER (WHERE _last > left_on),
+                   coalesce(sum(_duplicates), 0)
+            FROM (SELECT g.*, p.pupil_id AS _pupil, p.joined_on, p.left_on
+                  FROM (SELECT school_id, pupil_id, min(date) FILTER (WHERE code <> 'Z') AS _first_not_z,
+                               max(date) AS _last,
+                               count(*) - bit_count(bitstring_agg({key}, 0, {span - 1})) AS _duplicates
+                        FROM {t} GROUP BY school_id, pupil_id) g
+                  LEFT JOIN _rb_pupils p ON p.school_id = g.school_id AND p.pupil_id = g.pupil_id)""").fetchone()
+        return not any(found)
 
     def marks_row_checks(self, marks: _Source) -> list[tuple]:
         """(column, condition, columns to fetch, message(row), hint) for checks of a mark alone."""
@@ -922,10 +1013,11 @@ class _Loader:
             ("school_id", "school_id IS NULL" if marks.has("school_id") else "false", "1",
              lambda r: "school_id is empty", "every row needs its school, or leave out the school_id column"),
             ("date", "date IS NULL", "_bad_date", date_message, DATE_HINT),
-            ("session", "session IS NULL OR session NOT IN ('AM', 'PM')", "session",
+            # A session or code that is not a member of its ENUM is NULL, its text in _bad_*.
+            ("session", "session IS NULL", "_bad_session AS session",
              lambda r: f"session {r['session']!r} is not AM or PM" if r["session"] else "session is empty",
              "session is AM (morning) or PM (afternoon)"),
-            ("code", f"code IS NULL OR code NOT IN ({_sql_list(codes)})", "code", code_message, code_hint),
+            ("code", "code IS NULL", "_bad_code AS code", code_message, code_hint),
             ("minutes_late", "_bad_minutes IS NOT NULL", "_bad_minutes AS value", minutes_message,
              "minutes_late is a whole number of minutes, 0 or more"),
         ]
@@ -1116,7 +1208,7 @@ class _Loader:
         con.execute(f"CREATE OR REPLACE TABLE pupils AS SELECT {columns} FROM _rb_pupils ORDER BY rowid")
 
         t = self.marks_table
-        for column in ("_bad_minutes", "_bad_date"):
+        for column in ("_bad_minutes", "_bad_date", "_bad_session", "_bad_code"):
             con.execute(f"ALTER TABLE {t} DROP COLUMN {column}")
         con.execute("DROP TABLE IF EXISTS marks")
         con.execute(f"ALTER TABLE {t} RENAME TO marks")

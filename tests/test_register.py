@@ -8,8 +8,9 @@ integrators read, and docs/register-format.md quotes them.
 from __future__ import annotations
 
 import json
+import random
 import shutil
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -20,7 +21,7 @@ import pytest
 import yaml
 
 from engine.codes import CATALOGUE_PATH, national_codes
-from engine.register import load_register
+from engine.register import _Loader, load_register
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas" / "register"
@@ -242,6 +243,12 @@ REJECTIONS = [
      [("marks.csv", 5, "code", "unknown attendance code 'l'")]),
     ("empty code", {"marks": "+P1,2025-09-04,AM,,\n"},
      [("marks.csv", 5, "code", "code is empty")]),
+    ("blank code", {"marks": "+P1,2025-09-04,AM,  ,\n"},
+     [("marks.csv", 5, "code", "code is empty")]),
+    ("unknown code with spaces", {"marks": "+P1,2025-09-04,AM, A ,\n"},
+     [("marks.csv", 5, "code", "unknown attendance code 'A'")]),
+    ("lower-case code with spaces", {"marks": "+P1,2025-09-04,pm , l,\n"},
+     [("marks.csv", 5, "code", "unknown attendance code 'l'")]),
     ("duplicate mark", {"marks": "+P1,2025-09-04,AM,/,\nP1,2025-09-03,AM,L,3\n"},
      [("marks.csv", 6, "session", "duplicate mark for pupil 'P1' on 2025-09-03 AM (first at line 2)")]),
     ("duplicate mark with spaces", {"marks": "+ P1 ,2025-09-03,AM,/,\n"},
@@ -262,6 +269,10 @@ REJECTIONS = [
      [("marks.csv", 5, "session", "session 'XX' is not AM or PM"), ("marks.csv", 6, "session", "session 'A M' is not AM or PM")]),
     ("empty session", {"marks": "+P1,2025-09-04,,/,\n"},
      [("marks.csv", 5, "session", "session is empty")]),
+    ("blank session", {"marks": "+P1,2025-09-04,  ,/,\n"},
+     [("marks.csv", 5, "session", "session is empty")]),
+    ("bad session with spaces", {"marks": "+P1,2025-09-04, xx ,/,\n"},
+     [("marks.csv", 5, "session", "session 'XX' is not AM or PM")]),
     ("mark before joined_on", {"marks": "+P2,2025-09-09,AM,/,\n"},
      [("marks.csv", 5, "date", "mark '/' on 2025-09-09 AM is before pupil 'P2' joined on 2025-09-10")]),
     ("mark after left_on", {"marks": "+P2,2025-10-01,PM,N,\n"},
@@ -376,6 +387,13 @@ def test_retired_codes_are_rejected_with_their_replacement(tmp_path, code):
     load = register(tmp_path, marks=MARKS + f"P1,2025-09-04,AM,{code},\n")
     assert problems(load) == [("marks.csv", 5, "code", f"code {code!r} was retired in 2024 and is not accepted")]
     assert load.problems[0].hint == national_codes().retired[code]
+
+
+def test_hints_for_codes_with_spaces_are_those_of_the_trimmed_code(tmp_path):
+    load = register(tmp_path, marks=MARKS + "P1,2025-09-04,AM, l ,\nP1,2025-09-05,AM,H ,\n")
+    assert [(p.row, p.message, p.hint) for p in load.problems] == [
+        (5, "unknown attendance code 'l'", "codes are upper case: did you mean 'L'?"),
+        (6, "code 'H' was retired in 2024 and is not accepted", H_HINT)]
 
 
 def test_hints_say_what_to_do(tmp_path):
@@ -546,6 +564,212 @@ def test_a_good_register_keeps_every_row(tmp_path):
     counts = {n: load.register.connection.execute(f"SELECT count(*) FROM {n}").fetchone()[0] for n in ("marks", "pupils", "calendar")}
     assert counts == {"marks": 3, "pupils": 2, "calendar": 4}
     assert load.register.row_counts == {"marks": 3, "pupils": 2, "calendar": 4, "calendar_days": 4}
+
+
+# --------------------------------------------------------------------------- the quick check of the marks
+# check_marks first decides from two small aggregates whether the marks are clean
+# (_Loader.marks_look_clean) and runs the exact per-mark queries only when they may not be. The
+# quick check must never call clean what the exact queries would reject, and should not send clean
+# registers down the slow path.
+
+
+def _spy_quick_check(monkeypatch) -> list[bool]:
+    """Record every verdict of the quick check."""
+    verdicts: list[bool] = []
+    quick = _Loader.marks_look_clean
+
+    def spy(self, *args):
+        verdicts.append(quick(self, *args))
+        return verdicts[-1]
+
+    monkeypatch.setattr(_Loader, "marks_look_clean", spy)
+    return verdicts
+
+
+def _exact_only(monkeypatch) -> None:
+    monkeypatch.setattr(_Loader, "marks_look_clean", lambda self, *args: False)
+
+
+def _outcome(load) -> tuple:
+    return problems(load), load.more_problems, table(load, "marks") if load.ok else None
+
+
+@pytest.mark.parametrize("spec, expected", [c[1:] for c in REJECTIONS], ids=[c[0] for c in REJECTIONS])
+def test_the_quick_check_never_passes_a_register_the_exact_checks_reject(tmp_path, monkeypatch, spec, expected):
+    verdicts = _spy_quick_check(monkeypatch)
+    quick = register(tmp_path / "quick", **_files(spec))
+    assert verdicts in ([], [False])  # [] when an earlier stage already failed
+    with monkeypatch.context() as patch:
+        _exact_only(patch)
+        exact = register(tmp_path / "exact", **_files(spec))
+    assert _outcome(quick) == _outcome(exact)
+    assert problems(quick) == expected
+
+
+PUPILS_AT_TWO_SCHOOLS = ("pupil_id,school_id,joined_on,left_on\n"
+                         "P1,S1,2025-09-01,\n"
+                         "P1,S2,2025-09-08,2025-09-30\n"
+                         "P2,S2,,\n")
+CALENDAR_BY_SCHOOL = ("school_id,date,term,half_term,open_am,open_pm\n"
+                      "S1,2025-09-03,autumn,1,true,true\nS1,2025-09-10,autumn,1,true,true\n"
+                      "S2,2025-09-03,autumn,1,false,false\nS2,2025-09-10,autumn,1,true,true\n")
+SCHOOL_MARKS = "pupil_id,school_id,date,session,code\n"
+
+# Each is the register's only problem, so the quick check alone decides whether it is seen.
+# (id, files, expected problems (file, row, column, message)).
+ONLY_PROBLEM = [
+    ("duplicate at one of two schools with the same pupil id",
+     {"pupils": PUPILS_AT_TWO_SCHOOLS, "marks": SCHOOL_MARKS + "P1,S1,2025-09-10,AM,/\nP1,S2,2025-09-10,AM,/\nP1,S2,2025-09-10,AM,L\n"},
+     [("marks.csv", 4, "session", "duplicate mark for pupil 'P1' at school 'S2' on 2025-09-10 AM (first at line 3)")]),
+    ("duplicate of the only mark of a pupil",
+     {"marks": "+P2,2025-09-10,AM,/,\n"},
+     [("marks.csv", 5, "session", "duplicate mark for pupil 'P2' on 2025-09-10 AM (first at line 4)")]),
+    ("duplicate in the afternoon a year apart from the other marks",
+     {"marks": "+P1,2026-09-03,PM,/,\nP1,2026-09-03,PM,/,\n"},
+     [("marks.csv", 6, "session", "duplicate mark for pupil 'P1' on 2026-09-03 PM (first at line 5)")]),
+    ("unknown pupil at a school where another pupil has the id",
+     {"pupils": PUPILS_AT_TWO_SCHOOLS, "marks": SCHOOL_MARKS + "P1,S1,2025-09-10,AM,/\nP2,S1,2025-09-10,AM,/\n"},
+     [("marks.csv", 3, "pupil_id", "no pupil 'P2' at school 'S1' in pupils.csv")]),
+    ("unknown pupil, marks without school_id, pupils at two schools",
+     {"pupils": "pupil_id,school_id\nP1,S1\nP2,S2\n", "marks": "pupil_id,date,session,code\nP1,2025-09-03,AM,/\nP9,2025-09-03,AM,/\n"},
+     [("marks.csv", 3, "pupil_id", "no pupil 'P9' in pupils.csv")]),
+    ("duplicate, marks without school_id, pupils at two schools",
+     {"pupils": "pupil_id,school_id\nP1,S1\nP2,S2\n", "marks": "pupil_id,date,session,code\nP2,2025-09-03,AM,/\nP2,2025-09-03,AM,/\n"},
+     [("marks.csv", 3, "session", "duplicate mark for pupil 'P2' at school 'S2' on 2025-09-03 AM (first at line 2)")]),
+    ("before joining at the second school",
+     {"pupils": PUPILS_AT_TWO_SCHOOLS, "marks": SCHOOL_MARKS + "P1,S1,2025-09-03,AM,/\nP1,S2,2025-09-03,PM,Z\nP1,S2,2025-09-03,AM,/\n"},
+     [("marks.csv", 4, "date", "mark '/' on 2025-09-03 AM is before pupil 'P1' joined on 2025-09-08")]),
+    ("after leaving the second school",
+     {"pupils": PUPILS_AT_TWO_SCHOOLS, "marks": SCHOOL_MARKS + "P1,S1,2025-10-01,AM,/\nP1,S2,2025-10-01,AM,#\n"},
+     [("marks.csv", 3, "date", "mark '#' on 2025-10-01 AM is after pupil 'P1' left on 2025-09-30")]),
+    ("closed at one school, open at the other",
+     {"pupils": PUPILS_AT_TWO_SCHOOLS, "calendar": CALENDAR_BY_SCHOOL,
+      "marks": SCHOOL_MARKS + "P1,S1,2025-09-03,AM,/\nP2,S2,2025-09-03,AM,#\nP2,S2,2025-09-03,PM,N\n"},
+     [("marks.csv", 4, "date", "mark 'N' on 2025-09-03 PM: calendar.csv says the school is closed for that session")]),
+    ("a date the school's calendar lacks",
+     {"pupils": PUPILS_AT_TWO_SCHOOLS, "calendar": CALENDAR_BY_SCHOOL, "marks": SCHOOL_MARKS + "P2,S2,2025-09-04,AM,X\nP2,S2,2025-09-04,PM,O\n"},
+     [("marks.csv", 3, "date", "mark 'O' on 2025-09-04 PM: the date is not in calendar.csv")]),
+    ("minutes_late only", {"marks": "+P1,2025-09-04,AM,L,x\n"},
+     [("marks.csv", 5, "minutes_late", "minutes_late 'x' is not a whole number of minutes")]),
+]
+
+
+@pytest.mark.parametrize("spec, expected", [c[1:] for c in ONLY_PROBLEM], ids=[c[0] for c in ONLY_PROBLEM])
+def test_a_single_problem_is_caught_by_the_quick_check(tmp_path, monkeypatch, spec, expected):
+    verdicts = _spy_quick_check(monkeypatch)
+    load = register(tmp_path, **_files(spec))
+    assert verdicts == [False]
+    assert problems(load) == expected
+
+
+CLEAN = [
+    ("base", {}),
+    ("with a calendar", {"calendar": CALENDAR}),
+    *[(name, {"marks": MARKS + row}) for name, row in ON_ROLL_EDGES],
+    ("the same pupil id at two schools",
+     {"pupils": PUPILS_AT_TWO_SCHOOLS, "calendar": CALENDAR_BY_SCHOOL,
+      "marks": SCHOOL_MARKS + "P1,S1,2025-09-10,AM,/\nP1,S2,2025-09-10,AM,/\nP1,S1,2025-09-03,PM,/\nP1,S2,2025-09-03,PM,Z\n"}),
+    ("marks without school_id, pupils at two schools",
+     {"pupils": "pupil_id,school_id\nP1,S1\nP2,S2\n", "marks": "pupil_id,date,session,code\nP1,2025-09-03,AM,/\nP2,2025-09-03,AM,/\n"}),
+    ("marks a century apart", {"marks": "+P1,1990-01-01,AM,Z,\nP1,2089-12-31,PM,/,\n"}),
+]
+
+
+@pytest.mark.parametrize("spec", [c[1] for c in CLEAN], ids=[c[0] for c in CLEAN])
+def test_a_clean_register_is_passed_by_the_quick_check(tmp_path, monkeypatch, spec):
+    verdicts = _spy_quick_check(monkeypatch)
+    load = register(tmp_path / "quick", **_files(spec))
+    assert load.ok, load.report()
+    assert verdicts == [True]
+    with monkeypatch.context() as patch:
+        _exact_only(patch)
+        assert _outcome(register(tmp_path / "exact", **_files(spec))) == _outcome(load)
+
+
+def test_too_wide_a_span_of_dates_leaves_the_decision_to_the_exact_checks(tmp_path, monkeypatch):
+    monkeypatch.setattr(_Loader, "PUPIL_BITS_LIMIT", 2 * 2 * 8)  # 2 pupils, 8 days
+    verdicts = _spy_quick_check(monkeypatch)
+    assert register(tmp_path / "a", marks=MARKS.replace("2025-09-10", "2025-09-11")).ok
+    load = register(tmp_path / "b", marks=MARKS + "P1,2025-09-03,AM,/,\n")
+    assert verdicts == [False, False]
+    assert problems(load) == [("marks.csv", 5, "session", "duplicate mark for pupil 'P1' on 2025-09-03 AM (first at line 2)")]
+
+
+def _random_register(rng: random.Random) -> dict:
+    """Two schools sharing pupil ids, a calendar per school, and marks that now and then break one
+    rule (unknown pupil, outside time on roll, duplicate, closed session, date not in the calendar).
+    Values carry no stray spaces, so the quick check's verdict alone says whether it loads."""
+    days = [date(2025, 9, 1) + timedelta(days=i) for i in range(10)]
+    calendar = ["school_id,date,term,half_term,open_am,open_pm"]
+    for school in ("S1", "S2"):
+        for day in days:
+            if rng.random() < 0.9:
+                calendar.append(f"{school},{day},autumn,1,{rng.random() < 0.9},{rng.random() < 0.9}")
+    pupils, roll = ["pupil_id,school_id,joined_on,left_on"], {}
+    for school in ("S1", "S2"):
+        for pid in rng.sample(["P1", "P2", "P3", "P4"], 3):
+            joined = rng.choice([None, None, *days])
+            left = rng.choice([None, None, *[d for d in days if joined is None or d >= joined]])
+            roll[school, pid] = (joined, left)
+            pupils.append(f"{pid},{school},{joined or ''},{left or ''}")
+    is_open = {(s, d): (am == "True", pm == "True") for s, d, _, _, am, pm in (row.split(",") for row in calendar[1:])}
+    marks, used = ["pupil_id,school_id,date,session,code"], set()
+    for (school, pid), (joined, left) in roll.items():
+        for day in days:
+            for i, session in enumerate(("AM", "PM")):
+                if rng.random() < 0.5:
+                    continue
+                open_ = is_open.get((school, str(day)), (False, False))[i]
+                on_roll = (joined is None or day >= joined) and (left is None or day <= left)
+                code = "/" if open_ and on_roll else "#" if on_roll else "Z" if joined and day < joined and rng.random() < 0.5 else None
+                if code is None and rng.random() < 0.97:
+                    continue
+                marks.append(f"{pid},{school},{day},{session},{code or rng.choice('/NO#')}")
+                used.add((pid, school, day, session))
+    for _ in range(rng.choice([0, 0, 1])):  # an unknown pupil, or a duplicate
+        marks.append(rng.choice([f"P9,S1,{days[0]},AM,#", rng.choice(marks[1:])]))
+    rng.shuffle(marks[1:])
+    return {"marks": "\n".join(marks) + "\n", "pupils": "\n".join(pupils) + "\n", "calendar": "\n".join(calendar) + "\n"}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_quick_check_agrees_with_the_exact_checks_on_random_registers(tmp_path, monkeypatch, seed):
+    spec = _random_register(random.Random(seed))
+    verdicts = _spy_quick_check(monkeypatch)
+    quick = register(tmp_path / "quick", **spec)
+    with monkeypatch.context() as patch:
+        _exact_only(patch)
+        exact = register(tmp_path / "exact", **spec)
+    assert _outcome(quick) == _outcome(exact)
+    assert verdicts == [exact.ok], exact.report()
+
+
+def test_code_and_session_are_enums_of_the_whole_catalogue(tmp_path):
+    load = register(tmp_path)
+    con = load.register.connection
+    code_type, session_type = con.execute("SELECT typeof(code), typeof(session) FROM marks LIMIT 1").fetchone()
+    assert code_type.startswith("ENUM(") and session_type == "ENUM('AM', 'PM')"
+    # Every code of the catalogue, in text order, though the file has three of them.
+    assert con.execute("SELECT enum_range(code) FROM marks LIMIT 1").fetchone()[0] == sorted(national_codes().codes)
+    assert con.execute("SELECT count(*) FROM marks WHERE code IN ('Y7', 'X') OR code = 'L'").fetchone() == (1,)
+    assert con.execute("SELECT code FROM marks ORDER BY code").fetchall() == [("/",), ("L",), ("\\",)]
+    assert con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'marks'").fetchall() == [
+        ("pupil_id",), ("school_id",), ("date",), ("session",), ("code",), ("minutes_late",)]
+
+
+def test_loading_twice_into_one_connection(tmp_path):
+    con = duckdb.connect()
+    first = register(tmp_path / "a", calendar=CALENDAR, connection=con)
+    assert first.ok, first.report()
+    bad = register(tmp_path / "b", marks=MARKS + "P1,2025-09-03,AM,/,\n", connection=con)
+    assert problems(bad) == [("marks.csv", 5, "session", "duplicate mark for pupil 'P1' on 2025-09-03 AM (first at line 2)")]
+    second = register(tmp_path / "c", marks=MARKS + "P1,2025-09-04,AM,L,7\n", calendar=CALENDAR, connection=con)
+    assert second.ok, second.report()
+    assert table(second, "marks") == sorted(BASE_MARKS + [("P1", "", date(2025, 9, 4), "AM", "L", 7)])
+    assert con.execute("SELECT count(*) FROM marks WHERE code IN ('L', 'U') AND session = 'AM'").fetchone() == (2,)
+    # The second load reused the ENUM types of the first.
+    assert con.execute("SELECT count(*) FROM duckdb_types() WHERE type_name LIKE 'rb_code_%'").fetchone() == (1,)
+    assert con.execute("SELECT typeof(code) FROM marks LIMIT 1").fetchone()[0].startswith("ENUM(")
 
 
 # --------------------------------------------------------------------------- calendar
