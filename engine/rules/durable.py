@@ -25,7 +25,7 @@ import operator
 from durable.lang import assert_fact, m, retract_fact, ruleset, when_all
 
 from ..compile import AllOf, AnyOf, Comparison
-from . import Firing
+from . import Firing, RulesEngineUnavailable
 
 _run_counter = itertools.count()
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "=": operator.eq, "!=": operator.ne}
@@ -40,7 +40,10 @@ def _field(name: str) -> str:
 def _exact(column: str, value) -> int:
     value = int(value)
     if abs(value) >= _EXACT_LIMIT:
-        raise OverflowError(f"{column} = {value} is too large to compare exactly in durable-rules")
+        rule = column.rsplit(".", 1)[0]
+        raise RulesEngineUnavailable(
+            f"rule {rule} compares a number ({value}) beyond 2**53, the largest durable-rules compares exactly "
+            "(its numbers are doubles); use --rules-engine builtin, which is exact at any size")
     return value
 
 
