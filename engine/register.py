@@ -10,8 +10,9 @@ Canonical tables (created in the DuckDB connection, replacing tables of the same
 -------------------------------------------------------------------------------------
 ``marks``, one row per pupil per session::
 
-    pupil_id     VARCHAR
-    school_id    VARCHAR   '' when neither marks nor pupils have a school_id column
+    pupil_id     ENUM      of the pupils' ids (type rb_pupil_<hash>, see `id_types`)
+    school_id    ENUM      of the pupils' schools (rb_school_<hash>) when pupils have a school_id
+                           column; else VARCHAR, '' when the marks have no school_id column either
     date         DATE
     session      ENUM      'AM' | 'PM' (type rb_session_<hash>, see `enum_type`)
     code         ENUM      a symbol of the national code catalogue (engine.codes); the type
@@ -20,8 +21,8 @@ Canonical tables (created in the DuckDB connection, replacing tables of the same
 
 ``pupils``, one row per pupil per school (the same pupil_id may be on roll at two schools)::
 
-    pupil_id      VARCHAR
-    school_id     VARCHAR
+    pupil_id      ENUM      the type of marks.pupil_id
+    school_id     ENUM      the type of marks.school_id (VARCHAR when that is)
     year_group    VARCHAR   as written ('R', '7', ...); NULL if not given
     reg_group     VARCHAR
     date_of_birth DATE
@@ -189,6 +190,16 @@ def enum_type(con: duckdb.DuckDBPyConnection, stem: str, members: Iterable[str])
     digest = hashlib.sha256("\n".join(members).encode()).hexdigest()[:12]
     name = f"{stem}_{digest}"
     con.execute(f"CREATE TYPE IF NOT EXISTS {name} AS ENUM ({', '.join(_lit(m) for m in members)})")
+    return name
+
+
+def enum_type_of(con: duckdb.DuckDBPyConnection, stem: str, column: str, table: str) -> str:
+    """As `enum_type`, for the distinct non-NULL values of `column` in `table`, which may be too
+    many to write out (a trust's pupils): the members and their hash are computed in DuckDB."""
+    members = f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"
+    digest = con.execute(f"SELECT sha256(coalesce(string_agg({column}, chr(10) ORDER BY {column}), '')) FROM ({members})").fetchone()[0]
+    name = f"{stem}_{digest[:12]}"
+    con.execute(f"CREATE TYPE IF NOT EXISTS {name} AS ENUM ({members} ORDER BY 1)")
     return name
 
 
@@ -419,6 +430,7 @@ class _Loader:
         self.problems = _Problems(max_problems)
         self.staging: list[str] = []
         self.catalogue = national_codes()
+        self.calendar_school_text = False
         # Every valid code, not only those in the file: a policy may name any of them.
         self.code_type = enum_type(con, "rb_code", self.catalogue.codes)
         self.session_type = enum_type(con, "rb_session", ("AM", "PM"))
@@ -684,6 +696,7 @@ class _Loader:
         attributes = self.stage_pupils(pupils)
         if attributes is None:
             return None
+        self.type_ids(pupils)
         if not self.stage_marks(marks, pupils):
             return None
         if not self.resolve_pupil_schools(marks, pupils):
@@ -705,7 +718,7 @@ class _Loader:
         if not pupils.has("school_id"):
             return "''"
         names = self.sql("SELECT DISTINCT school_id FROM _rb_pupils WHERE school_id IS NOT NULL LIMIT 2").fetchall()
-        return _lit(names[0][0]) if len(names) == 1 else None
+        return f"CAST({_lit(names[0][0])} AS {self.school_type})" if len(names) == 1 else None
 
     def resolve_pupil_schools(self, marks: _Source, pupils: _Source) -> bool:
         """Pupils without school_id take the marks' school, which must be a single one."""
@@ -789,6 +802,19 @@ class _Loader:
                        "joined_on is the first day on roll and left_on the last", table=f"(SELECT rowid AS _rowid, * FROM {table})")
         return attributes
 
+    def type_ids(self, pupils: _Source) -> None:
+        """Make the pupils' pupil_id, and school_id when the file has it, ENUMs of their values,
+        the types the marks' ids are cast to: the metrics join marks to pupils on both, and
+        integers compare much faster than text over a trust's year of marks. Without a school_id
+        column the pupils' school is only known from the marks (resolve_pupil_schools) or is ''
+        (relabelled by Register.label_school): it stays text."""
+        self.pupil_type = enum_type_of(self.con, "rb_pupil", "pupil_id", "_rb_pupils")
+        self.sql(f"ALTER TABLE _rb_pupils ALTER pupil_id SET DATA TYPE {self.pupil_type}")
+        self.school_type = "VARCHAR"
+        if pupils.has("school_id"):
+            self.school_type = enum_type_of(self.con, "rb_school", "school_id", "_rb_pupils")
+            self.sql(f"ALTER TABLE _rb_pupils ALTER school_id SET DATA TYPE {self.school_type}")
+
     # -- marks --------------------------------------------------------------------------------
 
     def stage_marks(self, src: _Source, pupils: _Source) -> bool:
@@ -797,17 +823,27 @@ class _Loader:
 
         session and code are ENUMs (rules compare codes with lists of codes: as integers that is
         a third faster on a trust's year). A value that is not a member is NULL there and kept as
-        text in _bad_session / _bad_code for the checks to quote."""
+        text in _bad_session / _bad_code for the checks to quote. So are pupil_id and school_id
+        (see type_ids): a value that is not a pupil's (unknown, empty or padded) is kept as text
+        in _bad_pupil_id / _bad_school_id."""
         cols = src.columns
         school = self.marks_school(src, pupils)
         self.fill_school_from_pupils = school is None
+        pupil_text = _text_from(*cols["pupil_id"], trim=False)
+        pupil_cast = f"TRY_CAST({pupil_text} AS {self.pupil_type})"
+        if src.has("school_id") and self.school_type != "VARCHAR":
+            school_text = school
+            school = f"TRY_CAST({school_text} AS {self.school_type})"
+            bad_school = f"CASE WHEN {school} IS NULL THEN {school_text} END"
+        else:  # the school is text, or a pupil's (fill_marks_school), or the one school's
+            bad_school = "CAST(NULL AS VARCHAR)"
         date_value, date_bad = _date_from(*cols["date"])
         session_text = _text_from(*cols["session"], trim=False)
         code_text = _text_from(*cols["code"], trim=False)
         canonical = f"{session_text} IN ('AM', 'PM')"
         select = [
-            f"{_text_from(*cols['pupil_id'], trim=False)} AS pupil_id",
-            f"{school if school is not None else 'CAST(NULL AS VARCHAR)'} AS school_id",
+            f"{pupil_cast} AS pupil_id",
+            f"{school if school is not None else f'CAST(NULL AS {self.school_type})'} AS school_id",
             f"{date_value} AS date",
             # Canonical values pass through untouched; only others pay for normalising.
             f"TRY_CAST(CASE WHEN {canonical} THEN {session_text} ELSE upper(trim({session_text})) END AS {self.session_type}) AS session",
@@ -835,22 +871,36 @@ class _Loader:
         select.append(f"CASE WHEN NOT {canonical} AND upper(trim({session_text})) NOT IN ('AM', 'PM') "
                       f"THEN upper(trim({session_text})) END AS _bad_session")
         select.append(f"CASE WHEN TRY_CAST({code_text} AS {self.code_type}) IS NULL THEN {code_text} END AS _bad_code")
+        select.append(f"CASE WHEN {pupil_cast} IS NULL THEN {pupil_text} END AS _bad_pupil_id")
+        select.append(f"{bad_school} AS _bad_school_id")
         return self.materialise(src, self.marks_table, select)
 
     def normalise_marks_whitespace(self, marks: _Source) -> int:
         """Trim surrounding whitespace (and turn blanks into NULL) in the rows that have it.
         Done only when the first checks fail, so clean files never pay for it."""
         t = self.marks_table
-        # A session or code with whitespace did not cast to its ENUM: its text is in _bad_*.
-        columns = ["pupil_id", "_bad_session", "_bad_code", "_bad_date"] + (["school_id"] if marks.has("school_id") else [])
+        # A value with whitespace did not cast to its ENUM: its text is in _bad_*.
+        school = "school_id" if self.school_type == "VARCHAR" else "_bad_school_id"
+        columns = ["_bad_pupil_id", "_bad_session", "_bad_code", "_bad_date"] + ([school] if marks.has("school_id") else [])
         needs = " OR ".join(f"({c} <> trim({c}) OR {c} = '')" for c in columns)
         n = self.sql(f"SELECT count(*) FROM {t} WHERE {needs}").fetchone()[0]
         if n:
             trimmed_date = "NULLIF(trim(_bad_date), '')"
             trimmed_session = "NULLIF(upper(trim(_bad_session)), '')"
             trimmed_code = "NULLIF(trim(_bad_code), '')"
+            trimmed_pupil = f"TRY_CAST(NULLIF(trim(_bad_pupil_id), '') AS {self.pupil_type})"
+            trimmed_school = f"TRY_CAST(NULLIF(trim(_bad_school_id), '') AS {self.school_type})"
+            if not marks.has("school_id"):
+                schools = ""
+            elif self.school_type == "VARCHAR":
+                schools = " school_id = NULLIF(trim(school_id), ''),"
+            else:
+                schools = (f" school_id = coalesce(school_id, {trimmed_school}),"
+                           f" _bad_school_id = CASE WHEN school_id IS NULL AND {trimmed_school} IS NULL"
+                           f" THEN NULLIF(trim(_bad_school_id), '') END,")
             self.sql(f"""
-                UPDATE {t} SET pupil_id = NULLIF(trim(pupil_id), ''),{" school_id = NULLIF(trim(school_id), '')," if marks.has("school_id") else ""}
+                UPDATE {t} SET pupil_id = coalesce(pupil_id, {trimmed_pupil}),
+                    _bad_pupil_id = CASE WHEN pupil_id IS NULL AND {trimmed_pupil} IS NULL THEN NULLIF(trim(_bad_pupil_id), '') END,{schools}
                     session = coalesce(session, TRY_CAST({trimmed_session} AS {self.session_type})),
                     _bad_session = CASE WHEN session IS NULL AND TRY_CAST({trimmed_session} AS {self.session_type}) IS NULL
                                    THEN {trimmed_session} END,
@@ -951,13 +1001,17 @@ class _Loader:
         calendar_cols = ", c.open_am, c.open_pm, c.date AS _calendar_date" if with_calendar else ""
         calendar_join = "LEFT JOIN _rb_calendar c ON c.school_id = d.school_id AND c.date = d.date" if with_calendar else ""
         filters = ", ".join(f"coalesce(sum(_n) FILTER (WHERE {condition}), 0)" for condition in day_checks)
-        *found, bad_minutes, first, last = self.sql(f"""
-            SELECT {filters}, coalesce(sum(_bad_minutes), 0), min(date), max(date)
-            FROM (SELECT d.school_id, d.date, d.session, d.code, d._n, d._bad_minutes{calendar_cols}
-                  FROM (SELECT school_id, date, session, code, count(*) AS _n, count(_bad_minutes) AS _bad_minutes
-                        FROM {t} GROUP BY ALL) d
+        # A mark whose pupil_id or school_id is not a pupil's fails a check, or needs trimming:
+        # with none, _bad_pupil_id and _bad_school_id are NULL throughout, as written here.
+        *found, bad_minutes, bad_ids, first, last = self.sql(f"""
+            SELECT {filters}, coalesce(sum(_bad_minutes), 0), coalesce(sum(_bad_ids), 0), min(date), max(date)
+            FROM (SELECT d.school_id, d.date, d.session, d.code, d._n, d._bad_minutes, d._bad_ids,
+                         NULL AS _bad_pupil_id, NULL AS _bad_school_id{calendar_cols}
+                  FROM (SELECT school_id, date, session, code, count(*) AS _n, count(_bad_minutes) AS _bad_minutes,
+                               count(_bad_pupil_id) + count(_bad_school_id) AS _bad_ids
+                        FROM {t} GROUP BY school_id, date, session, code) d
                   {calendar_join})""").fetchone()
-        if any(found) or bad_minutes or first is None:
+        if any(found) or bad_minutes or bad_ids or first is None:
             return False
         span = ((last - first).days + 1) * 2
         if pupils.rows * span > self.PUPIL_BITS_LIMIT:
@@ -969,7 +1023,7 @@ class _Loader:
             SELECT count(*) FILTER (WHERE pupil_id IS NULL), count(*) FILTER (WHERE {unknown}),
                    count(*) FILTER (WHERE _first_not_z < joined_on), count(*) FILTER (WHERE _last > left_on),
                    coalesce(sum(_duplicates), 0)
-            FROM (SELECT g.*, p.pupil_id AS _pupil, p.joined_on, p.left_on
+            FROM (SELECT g.*, NULL AS _bad_pupil_id, NULL AS _bad_school_id, p.pupil_id AS _pupil, p.joined_on, p.left_on
                   FROM (SELECT school_id, pupil_id, min(date) FILTER (WHERE code <> 'Z') AS _first_not_z,
                                max(date) AS _last,
                                count(*) - bit_count(bitstring_agg({key}, 0, {span - 1})) AS _duplicates
@@ -1009,8 +1063,9 @@ class _Loader:
             return f"malformed date {raw!r}" if raw and raw.strip() else "date is empty"
 
         return [
-            ("pupil_id", "pupil_id IS NULL", "1", lambda r: "pupil_id is empty", None),
-            ("school_id", "school_id IS NULL" if marks.has("school_id") else "false", "1",
+            # An id that is not a pupil's is NULL, its text in _bad_*: empty only when both are.
+            ("pupil_id", "pupil_id IS NULL AND _bad_pupil_id IS NULL", "1", lambda r: "pupil_id is empty", None),
+            ("school_id", "school_id IS NULL AND _bad_school_id IS NULL" if marks.has("school_id") else "false", "1",
              lambda r: "school_id is empty", "every row needs its school, or leave out the school_id column"),
             ("date", "date IS NULL", "_bad_date", date_message, DATE_HINT),
             # A session or code that is not a member of its ENUM is NULL, its text in _bad_*.
@@ -1039,8 +1094,12 @@ class _Loader:
             join = "p.school_id = m.school_id AND p.pupil_id = m.pupil_id"
             pupil_cols = "p._pid, p.pupil_id AS _pupil, p.joined_on, p.left_on"
         calendar_cols = ", c.open_am, c.open_pm, c.date AS _calendar_date" if with_calendar else ""
-        calendar_join = "LEFT JOIN _rb_calendar c ON c.school_id = m.school_id AND c.date = m.date" if with_calendar else ""
-        return f"""(SELECT m.rowid AS _rowid, m.pupil_id, m.school_id, m.date, m.session, m.code, {pupil_cols}{calendar_cols}
+        # A calendar naming a school that is not a pupil's kept text school ids (stage_calendar):
+        # a mark's school not a pupil's either then matches it by its text, as when all was text.
+        school = "coalesce(CAST(m.school_id AS VARCHAR), m._bad_school_id)" if self.calendar_school_text else "m.school_id"
+        calendar_join = f"LEFT JOIN _rb_calendar c ON c.school_id = {school} AND c.date = m.date" if with_calendar else ""
+        return f"""(SELECT m.rowid AS _rowid, m.pupil_id, m.school_id, m._bad_pupil_id, m._bad_school_id, m.date, m.session, m.code,
+                           {pupil_cols}{calendar_cols}
                     FROM {self.marks_table} m
                     LEFT JOIN (SELECT rowid AS _pid, pupil_id, school_id, joined_on, left_on FROM _rb_pupils) p ON {join}
                     {calendar_join})"""
@@ -1048,9 +1107,10 @@ class _Loader:
     def marks_relational_checks(self, marks: _Source, pupils: _Source, calendar: _Source | None) -> dict[str, tuple]:
         """Checks that need each mark's pupil (and calendar day), over marks_relational_source."""
         at_school = lambda r: f" at school {r['school_id']!r}" if r["school_id"] else ""
-        school_known = "school_id IS NOT NULL" if marks.has("school_id") else "true"
+        school_known = "(school_id IS NOT NULL OR _bad_school_id IS NOT NULL)" if marks.has("school_id") else "true"
         checks = {
-            "unknown_pupil": ("pupil_id", f"pupil_id IS NOT NULL AND {school_known} AND _pupil IS NULL", "pupil_id, school_id",
+            "unknown_pupil": ("pupil_id", f"(pupil_id IS NOT NULL OR _bad_pupil_id IS NOT NULL) AND {school_known} AND _pupil IS NULL",
+                              "coalesce(CAST(pupil_id AS VARCHAR), _bad_pupil_id) AS pupil_id, coalesce(CAST(school_id AS VARCHAR), _bad_school_id) AS school_id",
                               lambda r: f"no pupil {r['pupil_id']!r}{at_school(r)} in {pupils.name}",
                               f"every pupil with marks needs a row in {pupils.name}"),
             "before_roll": ("date", "date < joined_on AND code <> 'Z'", "pupil_id, date, session, code, joined_on",
@@ -1095,18 +1155,24 @@ class _Loader:
         else:
             out["duplicate"] = self.sql(f"""
                 SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {self.marks_table}
-                WHERE date IS NOT NULL AND session IN ('AM', 'PM') GROUP BY school_id, pupil_id, date, session HAVING count(*) > 1)
+                WHERE date IS NOT NULL AND session IN ('AM', 'PM')
+                GROUP BY school_id, _bad_school_id, pupil_id, _bad_pupil_id, date, session HAVING count(*) > 1)
             """).fetchone()[0]
         return out
 
     def report_duplicates(self, marks: _Source, count: int) -> None:
         t = self.marks_table
-        dupes = f"""(SELECT m.rowid AS _rowid, m.pupil_id, m.school_id, m.date, m.session, d._first
+        # An id that is not a pupil's is NULL, its text in _bad_*: the pair is the id. As when
+        # ids were text, a mark with an empty one (both NULL) matches no group.
+        same = " AND ".join(f"d.{c} IS NOT DISTINCT FROM m.{c}" for c in ("school_id", "_bad_school_id", "pupil_id", "_bad_pupil_id"))
+        dupes = f"""(SELECT m.rowid AS _rowid, coalesce(CAST(m.pupil_id AS VARCHAR), m._bad_pupil_id) AS pupil_id,
+                           coalesce(CAST(m.school_id AS VARCHAR), m._bad_school_id) AS school_id, m.date, m.session, d._first
                     FROM {t} m JOIN (
-                        SELECT school_id, pupil_id, date, session, min(rowid) AS _first FROM {t}
+                        SELECT school_id, _bad_school_id, pupil_id, _bad_pupil_id, date, session, min(rowid) AS _first FROM {t}
                         WHERE date IS NOT NULL AND session IN ('AM', 'PM')
-                        GROUP BY school_id, pupil_id, date, session HAVING count(*) > 1) d
-                    ON d.school_id = m.school_id AND d.pupil_id = m.pupil_id AND d.date = m.date AND d.session = m.session
+                        GROUP BY ALL HAVING count(*) > 1) d
+                    ON {same} AND (m.school_id IS NOT NULL OR m._bad_school_id IS NOT NULL)
+                       AND (m.pupil_id IS NOT NULL OR m._bad_pupil_id IS NOT NULL) AND d.date = m.date AND d.session = m.session
                     WHERE m.rowid <> d._first)"""
 
         def message(r):
@@ -1183,8 +1249,11 @@ class _Loader:
         if self.problems:
             return False
         # The calendar for every school: its own rows, or the shared rows copied to each school.
-        all_schools = f"""SELECT DISTINCT school_id FROM (SELECT school_id FROM _rb_pupils UNION ALL
-                          SELECT DISTINCT school_id FROM {self.marks_table}) WHERE school_id IS NOT NULL"""
+        # Schools as written in the marks, those that are not a pupil's (in _bad_school_id) too.
+        t = self.marks_table
+        all_schools = f"""SELECT DISTINCT school_id FROM (SELECT CAST(school_id AS VARCHAR) AS school_id FROM _rb_pupils UNION ALL
+                          SELECT CAST(school_id AS VARCHAR) FROM (SELECT DISTINCT school_id FROM {t}) UNION ALL
+                          SELECT DISTINCT _bad_school_id FROM {t}) WHERE school_id IS NOT NULL"""
         keep = ", ".join(["date", "term", "half_term", "open_am", "open_pm"] + [_q(c) for c in extras])
         self.staging.append("_rb_calendar")
         if src.has("school_id"):
@@ -1196,6 +1265,12 @@ class _Loader:
                              "give every school its days, or leave out school_id for one calendar shared by every school")
         else:
             self.sql(f"CREATE OR REPLACE TABLE _rb_calendar AS SELECT s.school_id, {keep} FROM {staged}, ({all_schools}) s")
+        # The marks' school type when every school of the calendar is a pupil's (a calendar may
+        # also name other schools, or copy the shared days to a school only the marks name).
+        self.calendar_school_text = self.school_type != "VARCHAR" and bool(self.sql(
+            f"SELECT count(*) FROM _rb_calendar WHERE TRY_CAST(school_id AS {self.school_type}) IS NULL").fetchone()[0])
+        if self.school_type != "VARCHAR" and not self.calendar_school_text:
+            self.sql(f"ALTER TABLE _rb_calendar ALTER school_id SET DATA TYPE {self.school_type}")
         return not self.problems
 
     # -- finish -------------------------------------------------------------------------------
@@ -1208,7 +1283,7 @@ class _Loader:
         con.execute(f"CREATE OR REPLACE TABLE pupils AS SELECT {columns} FROM _rb_pupils ORDER BY rowid")
 
         t = self.marks_table
-        for column in ("_bad_minutes", "_bad_date", "_bad_session", "_bad_code"):
+        for column in ("_bad_minutes", "_bad_date", "_bad_session", "_bad_code", "_bad_pupil_id", "_bad_school_id"):
             con.execute(f"ALTER TABLE {t} DROP COLUMN {column}")
         con.execute("DROP TABLE IF EXISTS marks")
         con.execute(f"ALTER TABLE {t} RENAME TO marks")

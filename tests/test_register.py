@@ -932,3 +932,263 @@ def test_schema_and_loader_agree(tmp_path, role, record, accepted):
     assert (not errors) is accepted, errors
     load = _load_record(tmp_path, role, record)
     assert load.ok is accepted, load.report()
+
+
+# ------------------------------------------------------------------- ids as ENUMs: messages unchanged
+
+ENUM_PUPILS = "pupil_id,school_id,joined_on\nP1,S1,2025-09-01\nP2,S2,2025-09-01\n"
+H = "pupil_id,school_id,date,session,code\n"
+ID_CASES = {
+    "unknown school": H + "P1,S1,2025-09-03,AM,/\nP1,S9,2025-09-03,AM,/\n",
+    "padded school": H + "P1, S1 ,2025-09-03,AM,/\nP2,S2,2025-09-03,AM,/\n",
+    "empty school": H + "P1,,2025-09-03,AM,/\nP1, ,2025-09-04,AM,/\n",
+    "padded pupil at a school": H + " P1 ,S1,2025-09-03,AM,/\nP2 ,S2,2025-09-03,AM,/\n",
+    "empty and unknown pupils": H + ",S1,2025-09-03,AM,/\n  ,S1,2025-09-03,PM,/\nP7,S1,2025-09-03,AM,/\nP7,S1,2025-09-03,AM,L\n",
+    "unknown pupils on one day": H + "P7,S1,2025-09-03,AM,/\nP8,S1,2025-09-03,AM,/\nP9,S9,2025-09-03,AM,/\nP9,S9,2025-09-03,AM,/\n",
+    "padded duplicates": H + "P1,S1,2025-09-03,AM,/\n P1,S1 ,2025-09-03,AM,/\n",
+    "marks without school, unknown pupil": "pupil_id,date,session,code\nP1,2025-09-03,AM,/\nP9,2025-09-03,AM,/\n P2,2025-09-03,AM,/\n",
+}
+
+ENUM_CAL = "school_id,date,term,half_term\nS1,2025-09-03,autumn,1\nS1,2025-09-04,autumn,1\nS2,2025-09-03,autumn,1\nS2,2025-09-04,autumn,1\n"
+ID_CALENDARS = {"none": None, "by school": ENUM_CAL, "shared": "date,term,half_term\n2025-09-03,autumn,1\n2025-09-04,autumn,1\n"}
+# Recorded with pupil_id and school_id as text (before they were ENUMs), hints included.
+ID_EXPECTED = {'empty and unknown pupils / by school': [('marks.csv', 2, 'pupil_id', 'pupil_id is empty', None),
+                                          ('marks.csv', 3, 'pupil_id', 'pupil_id is empty', None),
+                                          ('marks.csv',
+                                           4,
+                                           'pupil_id',
+                                           "no pupil 'P7' at school 'S1' in pupils.csv",
+                                           'every pupil with marks needs a row in pupils.csv'),
+                                          ('marks.csv',
+                                           5,
+                                           'pupil_id',
+                                           "no pupil 'P7' at school 'S1' in pupils.csv",
+                                           'every pupil with marks needs a row in pupils.csv')],
+ 'empty and unknown pupils / none': [('marks.csv', 2, 'pupil_id', 'pupil_id is empty', None),
+                                     ('marks.csv', 3, 'pupil_id', 'pupil_id is empty', None),
+                                     ('marks.csv',
+                                      4,
+                                      'pupil_id',
+                                      "no pupil 'P7' at school 'S1' in pupils.csv",
+                                      'every pupil with marks needs a row in pupils.csv'),
+                                     ('marks.csv',
+                                      5,
+                                      'pupil_id',
+                                      "no pupil 'P7' at school 'S1' in pupils.csv",
+                                      'every pupil with marks needs a row in pupils.csv')],
+ 'empty and unknown pupils / shared': [('marks.csv', 2, 'pupil_id', 'pupil_id is empty', None),
+                                       ('marks.csv', 3, 'pupil_id', 'pupil_id is empty', None),
+                                       ('marks.csv',
+                                        4,
+                                        'pupil_id',
+                                        "no pupil 'P7' at school 'S1' in pupils.csv",
+                                        'every pupil with marks needs a row in pupils.csv'),
+                                       ('marks.csv',
+                                        5,
+                                        'pupil_id',
+                                        "no pupil 'P7' at school 'S1' in pupils.csv",
+                                        'every pupil with marks needs a row in pupils.csv')],
+ 'empty school / by school': [('calendar.csv',
+                               None,
+                               'school_id',
+                               "no calendar rows for school ' '",
+                               'give every school its days, or leave out school_id for one calendar shared by every school')],
+ 'empty school / none': [('marks.csv', 2, 'school_id', 'school_id is empty', 'every row needs its school, or leave out the school_id column'),
+                         ('marks.csv', 3, 'school_id', 'school_id is empty', 'every row needs its school, or leave out the school_id column')],
+ 'empty school / shared': [('marks.csv',
+                            2,
+                            'date',
+                            "mark '/' on 2025-09-03 AM: the date is not in calendar.csv",
+                            "a closed session may carry only codes that are not possible sessions (such as #); fix the calendar's open_am/open_pm or "
+                            'the mark'),
+                           ('marks.csv', 2, 'school_id', 'school_id is empty', 'every row needs its school, or leave out the school_id column'),
+                           ('marks.csv',
+                            3,
+                            'date',
+                            "mark '/' on 2025-09-04 AM: the date is not in calendar.csv",
+                            "a closed session may carry only codes that are not possible sessions (such as #); fix the calendar's open_am/open_pm or "
+                            'the mark'),
+                           ('marks.csv', 3, 'school_id', 'school_id is empty', 'every row needs its school, or leave out the school_id column')],
+ 'marks without school, unknown pupil / by school': [('marks.csv',
+                                                      3,
+                                                      'date',
+                                                      "mark '/' on 2025-09-03 AM: the date is not in calendar.csv",
+                                                      'a closed session may carry only codes that are not possible sessions (such as #); fix the '
+                                                      "calendar's open_am/open_pm or the mark"),
+                                                     ('marks.csv',
+                                                      3,
+                                                      'pupil_id',
+                                                      "no pupil 'P9' in pupils.csv",
+                                                      'every pupil with marks needs a row in pupils.csv'),
+                                                     ('marks.csv',
+                                                      4,
+                                                      'date',
+                                                      "mark '/' on 2025-09-03 AM: the date is not in calendar.csv",
+                                                      'a closed session may carry only codes that are not possible sessions (such as #); fix the '
+                                                      "calendar's open_am/open_pm or the mark"),
+                                                     ('marks.csv',
+                                                      4,
+                                                      'pupil_id',
+                                                      "no pupil 'P2' in pupils.csv",
+                                                      'every pupil with marks needs a row in pupils.csv')],
+ 'marks without school, unknown pupil / none': [('marks.csv',
+                                                 3,
+                                                 'pupil_id',
+                                                 "no pupil 'P9' in pupils.csv",
+                                                 'every pupil with marks needs a row in pupils.csv'),
+                                                ('marks.csv',
+                                                 4,
+                                                 'pupil_id',
+                                                 "no pupil 'P2' in pupils.csv",
+                                                 'every pupil with marks needs a row in pupils.csv')],
+ 'marks without school, unknown pupil / shared': [('marks.csv',
+                                                   3,
+                                                   'date',
+                                                   "mark '/' on 2025-09-03 AM: the date is not in calendar.csv",
+                                                   'a closed session may carry only codes that are not possible sessions (such as #); fix the '
+                                                   "calendar's open_am/open_pm or the mark"),
+                                                  ('marks.csv',
+                                                   3,
+                                                   'pupil_id',
+                                                   "no pupil 'P9' in pupils.csv",
+                                                   'every pupil with marks needs a row in pupils.csv'),
+                                                  ('marks.csv',
+                                                   4,
+                                                   'date',
+                                                   "mark '/' on 2025-09-03 AM: the date is not in calendar.csv",
+                                                   'a closed session may carry only codes that are not possible sessions (such as #); fix the '
+                                                   "calendar's open_am/open_pm or the mark"),
+                                                  ('marks.csv',
+                                                   4,
+                                                   'pupil_id',
+                                                   "no pupil 'P2' in pupils.csv",
+                                                   'every pupil with marks needs a row in pupils.csv')],
+ 'padded duplicates / by school': [('calendar.csv',
+                                    None,
+                                    'school_id',
+                                    "no calendar rows for school 'S1 '",
+                                    'give every school its days, or leave out school_id for one calendar shared by every school')],
+ 'padded duplicates / none': [('marks.csv',
+                               3,
+                               'session',
+                               "duplicate mark for pupil 'P1' at school 'S1' on 2025-09-03 AM (first at line 2)",
+                               'one mark per pupil per session')],
+ 'padded duplicates / shared': [('marks.csv',
+                                 3,
+                                 'session',
+                                 "duplicate mark for pupil 'P1' at school 'S1' on 2025-09-03 AM (first at line 2)",
+                                 'one mark per pupil per session')],
+ 'padded pupil at a school / by school': [],
+ 'padded pupil at a school / none': [],
+ 'padded pupil at a school / shared': [],
+ 'padded school / by school': [('calendar.csv',
+                                None,
+                                'school_id',
+                                "no calendar rows for school ' S1 '",
+                                'give every school its days, or leave out school_id for one calendar shared by every school')],
+ 'padded school / none': [],
+ 'padded school / shared': [],
+ 'unknown pupils on one day / by school': [('calendar.csv',
+                                            None,
+                                            'school_id',
+                                            "no calendar rows for school 'S9'",
+                                            'give every school its days, or leave out school_id for one calendar shared by every school')],
+ 'unknown pupils on one day / none': [('marks.csv',
+                                       2,
+                                       'pupil_id',
+                                       "no pupil 'P7' at school 'S1' in pupils.csv",
+                                       'every pupil with marks needs a row in pupils.csv'),
+                                      ('marks.csv',
+                                       3,
+                                       'pupil_id',
+                                       "no pupil 'P8' at school 'S1' in pupils.csv",
+                                       'every pupil with marks needs a row in pupils.csv'),
+                                      ('marks.csv',
+                                       4,
+                                       'pupil_id',
+                                       "no pupil 'P9' at school 'S9' in pupils.csv",
+                                       'every pupil with marks needs a row in pupils.csv'),
+                                      ('marks.csv',
+                                       5,
+                                       'pupil_id',
+                                       "no pupil 'P9' at school 'S9' in pupils.csv",
+                                       'every pupil with marks needs a row in pupils.csv')],
+ 'unknown pupils on one day / shared': [('marks.csv',
+                                         2,
+                                         'pupil_id',
+                                         "no pupil 'P7' at school 'S1' in pupils.csv",
+                                         'every pupil with marks needs a row in pupils.csv'),
+                                        ('marks.csv',
+                                         3,
+                                         'pupil_id',
+                                         "no pupil 'P8' at school 'S1' in pupils.csv",
+                                         'every pupil with marks needs a row in pupils.csv'),
+                                        ('marks.csv',
+                                         4,
+                                         'pupil_id',
+                                         "no pupil 'P9' at school 'S9' in pupils.csv",
+                                         'every pupil with marks needs a row in pupils.csv'),
+                                        ('marks.csv',
+                                         5,
+                                         'pupil_id',
+                                         "no pupil 'P9' at school 'S9' in pupils.csv",
+                                         'every pupil with marks needs a row in pupils.csv')],
+ 'unknown school / by school': [('calendar.csv',
+                                 None,
+                                 'school_id',
+                                 "no calendar rows for school 'S9'",
+                                 'give every school its days, or leave out school_id for one calendar shared by every school')],
+ 'unknown school / none': [('marks.csv',
+                            3,
+                            'pupil_id',
+                            "no pupil 'P1' at school 'S9' in pupils.csv",
+                            'every pupil with marks needs a row in pupils.csv')],
+ 'unknown school / shared': [('marks.csv',
+                              3,
+                              'pupil_id',
+                              "no pupil 'P1' at school 'S9' in pupils.csv",
+                              'every pupil with marks needs a row in pupils.csv')]}
+
+
+@pytest.mark.parametrize("case", ID_CASES)
+@pytest.mark.parametrize("calendar", ID_CALENDARS)
+def test_ids_that_are_not_a_pupils_are_reported_as_when_they_were_text(tmp_path, case, calendar):
+    load = register(tmp_path, marks=ID_CASES[case], pupils=ENUM_PUPILS, calendar=ID_CALENDARS[calendar])
+    assert [(p.file, p.row, p.column, p.message, p.hint) for p in load.problems] == ID_EXPECTED[f"{case} / {calendar}"]
+
+
+def test_pupil_and_school_ids_are_enums_shared_by_marks_pupils_and_calendar(tmp_path):
+    load = register(tmp_path, marks=ID_CASES["unknown school"].replace("S9", "S2").replace("P1,S2", "P2,S2"),
+                    pupils=ENUM_PUPILS, calendar=ENUM_CAL)
+    assert load.ok, load.report()
+    con = load.register.connection
+    types = {t: con.execute(f"SELECT typeof(pupil_id), typeof(school_id) FROM {t} LIMIT 1").fetchone()
+             for t in ("marks", "pupils")}
+    assert types["marks"] == types["pupils"] == ("ENUM('P1', 'P2')", "ENUM('S1', 'S2')")
+    assert con.execute("SELECT typeof(school_id) FROM calendar LIMIT 1").fetchone() == ("ENUM('S1', 'S2')",)
+    # Without a school_id column in the pupils the school stays text ('' is relabelled later).
+    plain = register(tmp_path / "plain")
+    assert plain.register.connection.execute("SELECT typeof(pupil_id), typeof(school_id) FROM marks LIMIT 1").fetchone() == (
+        "ENUM('P1', 'P2')", "VARCHAR")
+
+
+def test_two_registers_with_other_pupils_load_into_one_connection(tmp_path):
+    con = duckdb.connect()
+    first = register(tmp_path / "a", pupils=ENUM_PUPILS, marks=H + "P1,S1,2025-09-03,AM,/\n", connection=con)
+    assert first.ok, first.report()
+    second = register(tmp_path / "b", pupils=ENUM_PUPILS.replace("P2", "P3"), marks=H + "P3,S2,2025-09-03,AM,L\n", connection=con)
+    assert second.ok, second.report()
+    assert con.execute("SELECT pupil_id, school_id, code FROM marks").fetchall() == [("P3", "S2", "L")]
+    assert con.execute("SELECT count(*) FROM duckdb_types() WHERE type_name LIKE 'rb_pupil_%'").fetchone() == (2,)
+    again = register(tmp_path / "c", pupils=ENUM_PUPILS.replace("P2", "P3"), marks=H + "P3,S2,2025-09-03,AM,/\n", connection=con)
+    assert again.ok and con.execute("SELECT count(*) FROM duckdb_types() WHERE type_name LIKE 'rb_pupil_%'").fetchone() == (2,)
+
+
+def test_an_enum_of_more_than_65536_pupils():
+    from engine.register import enum_type, enum_type_of
+    con = duckdb.connect()
+    con.execute("CREATE TABLE p AS SELECT 'P' || i AS pupil_id FROM range(70000) t(i)")
+    name = enum_type_of(con, "rb_pupil", "pupil_id", "p")
+    assert con.execute(f"SELECT len(enum_range(NULL::{name})), CAST('P69999' AS {name}) FROM p LIMIT 1").fetchone() == (70000, "P69999")
+    # The same name as enum_type gives for the same members.
+    assert enum_type(con, "rb_pupil", [f"P{i}" for i in range(70000)]) == name
