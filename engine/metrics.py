@@ -54,6 +54,7 @@ class Facts:
     on_roll: str  # the condition that a mark is on or before the as-of date and on roll
     counted_filter: dict[MetricSpec, str]  # per session-count metric: which of those marks it counts
     rank_columns: dict[str, dict]  # scope -> Rank -> column of the subject's rank (evidence)
+    pupils: str = "pupils"  # the pupils table marks_from joins (evidence)
 
 
 class _Builder:
@@ -444,7 +445,7 @@ def build_facts(plan: Plan, connection, as_of: date, *, marks="marks", pupils="p
         tables[scope] = table
     counted = {m: b.mark_filter(m) for m in plan.metrics if m.kind == "sessions"}
     return Facts(tables, b.metric_columns, atom_columns, bounds, b.window_ids, b.marks_on_roll(bounds), b.on_roll(), counted,
-                 rank_columns)
+                 rank_columns, pupils)
 
 
 # One subject's counted marks as evidence shows them, in date and session order: a JSON list of
@@ -465,8 +466,13 @@ def counted_marks(facts: Facts, connection, needs: dict[MetricSpec, set[tuple[st
     rows = [(school_id, pupil_id, k) for k, m in enumerate(metrics) for school_id, pupil_id in sorted(needs[m])]
     # As three list parameters, unnested in DuckDB: executemany inserts row by row (~0.3 ms a
     # row), and Arrow would cost a command-line run its import (~0.2 s) for a few hundred pupils.
-    connection.execute("CREATE OR REPLACE TEMP TABLE rb_evidence_needs AS SELECT unnest(?::VARCHAR[]) AS school_id, "
-                       "unnest(?::VARCHAR[]) AS pupil_id, unnest(?::INTEGER[]) AS k",
+    # The ids are taken from the pupils table, so they have its column types: a register's ids
+    # are ENUMs (engine/register.py), and a text id joined to the marks would turn every mark's
+    # id into text.
+    connection.execute(f"CREATE OR REPLACE TEMP TABLE rb_evidence_needs AS SELECT p.school_id, p.pupil_id, n.k "
+                       f"FROM (SELECT unnest(?::VARCHAR[]) AS school_id, unnest(?::VARCHAR[]) AS pupil_id, "
+                       f"unnest(?::INTEGER[]) AS k) n JOIN {facts.pupils} p "
+                       "ON p.school_id::VARCHAR = n.school_id AND p.pupil_id::VARCHAR = n.pupil_id",
                        [[r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]])
     which = " ".join(f"WHEN {k} THEN {facts.counted_filter[m]}" for k, m in enumerate(metrics))
     # The lists are built in DuckDB, already in the evidence's shape: a trust's year-end run
